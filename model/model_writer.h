@@ -1,0 +1,32 @@
+#ifndef MODEL_MODEL_WRITER_H_
+#define MODEL_MODEL_WRITER_H_
+
+// Writes LibTorch-format model versions into a model root (layout in
+// model_repository.h), atomically.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+#include "model/unet.h"
+
+namespace unet {
+
+// Returns one more than the newest version of `name` under `model_root` (1
+// when there is none).
+absl::StatusOr<int64_t> NextVersion(const std::filesystem::path& model_root,
+                                    const std::string& name);
+
+// Saves `net` and `config` (format set to libtorch) as
+// MODEL_ROOT/<name>/<version>/. The version is assembled in a hidden sibling
+// directory and renamed into place, so readers never see half of it.
+// Returns the new version's directory; ALREADY_EXISTS if it is taken.
+absl::StatusOr<std::filesystem::path> WriteModelVersion(
+    const std::filesystem::path& model_root, const std::string& name,
+    int64_t version, UNet& net, ModelConfig config);
+
+}  // namespace unet
+
+#endif  // MODEL_MODEL_WRITER_H_

@@ -1,0 +1,105 @@
+#include "model/unet.h"
+
+namespace unet {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// Cuts the centre (height, width) window out of an NCHW feature map.
+torch::Tensor CenterCrop(const torch::Tensor& x, int64_t height,
+                         int64_t width) {
+  const int64_t top = (x.size(2) - height) / 2;
+  const int64_t left = (x.size(3) - width) / 2;
+  return x.narrow(2, top, height).narrow(3, left, width);
+}
+
+// Draws weights from a Gaussian with standard deviation sqrt(2 / N), N the
+// incoming nodes of a neuron, as the paper does; biases start at zero.
+void InitializeAsPaper(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& conv : module.modules(/*include_self=*/false)) {
+    for (auto& item : conv->named_parameters(/*recurse=*/false)) {
+      if (item.key() == "weight") {
+        torch::nn::init::kaiming_normal_(item.value(), 0.0, torch::kFanIn,
+                                         torch::kReLU);
+      } else if (item.key() == "bias") {
+        item.value().zero_();
+      }
+    }
+  }
+}
+
+}  // namespace
+
+UNetOptions OptionsFromArchitecture(
+    const segmentation::v1::Architecture& architecture) {
+  UNetOptions options;
+  options.input_channels = architecture.input_channels();
+  options.num_classes = architecture.num_classes();
+  options.channels.assign(architecture.channels().begin(),
+                          architecture.channels().end());
+  options.retain_dim = architecture.retain_dim();
+  return options;
+}
+
+DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels)
+    : conv1_(
+          register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(
+                                       in_channels, out_channels, 3)))),
+      conv2_(
+          register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(
+                                       out_channels, out_channels, 3)))) {}
+
+torch::Tensor DoubleConvImpl::forward(torch::Tensor x) {
+  return torch::relu(conv2_(torch::relu(conv1_(x))));
+}
+
+UNetImpl::UNetImpl(const UNetOptions& options) : options_(options) {
+  const auto& chs = options_.channels;
+  TORCH_CHECK(!chs.empty(), "a U-Net needs at least one level");
+  int64_t in = options_.input_channels;
+  for (int64_t out : chs) {
+    encoder_->push_back(DoubleConv(in, out));
+    in = out;
+  }
+  for (size_t level = chs.size() - 1; level > 0; --level) {
+    upconvs_->push_back(torch::nn::ConvTranspose2d(
+        torch::nn::ConvTranspose2dOptions(chs[level], chs[level - 1], 2)
+            .stride(2)));
+    decoder_->push_back(DoubleConv(2 * chs[level - 1], chs[level - 1]));
+  }
+  register_module("encoder", encoder_);
+  register_module("upconvs", upconvs_);
+  register_module("decoder", decoder_);
+  dropout_ = register_module("dropout", torch::nn::Dropout(options_.dropout));
+  head_ = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(
+                                      chs.front(), options_.num_classes, 1)));
+  InitializeAsPaper(*this);
+}
+
+torch::Tensor UNetImpl::forward(torch::Tensor x) {
+  const int64_t in_height = x.size(2), in_width = x.size(3);
+  std::vector<torch::Tensor> skips;
+  for (size_t level = 0; level < encoder_->size(); ++level) {
+    if (level > 0) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2));
+    x = encoder_[level]->as<DoubleConv>()->forward(x);
+    if (level + 1 < encoder_->size()) skips.push_back(x);
+  }
+  x = dropout_(x);
+  for (size_t step = 0; step < upconvs_->size(); ++step) {
+    x = upconvs_[step]->as<torch::nn::ConvTranspose2d>()->forward(x);
+    const torch::Tensor& skip = skips[skips.size() - 1 - step];
+    x = torch::cat({x, CenterCrop(skip, x.size(2), x.size(3))}, 1);
+    x = decoder_[step]->as<DoubleConv>()->forward(x);
+  }
+  x = head_(x);
+  if (options_.retain_dim) {
+    x = F::interpolate(x, F::InterpolateFuncOptions()
+                              .size(std::vector<int64_t>{in_height, in_width})
+                              .mode(torch::kBilinear)
+                              .align_corners(false));
+  }
+  return x;
+}
+
+}  // namespace unet

@@ -1,0 +1,83 @@
+#include "server/model_manager.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "model/model_repository.h"
+
+namespace unet {
+
+ModelManager::ModelManager(std::filesystem::path model_root,
+                           std::string default_model, EngineLoader loader)
+    : model_root_(std::move(model_root)),
+      default_model_(std::move(default_model)),
+      loader_(std::move(loader)) {}
+
+absl::Status ModelManager::LoadAll() {
+  ASSIGN_OR_RETURN(const std::vector<ModelVersionPath> versions,
+                   ScanModelRoot(model_root_));
+  // Newest first within each name: the first version that loads wins.
+  std::map<std::string, std::vector<const ModelVersionPath*>> by_name;
+  for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
+    by_name[it->name].push_back(&*it);
+  }
+  if (default_model_.empty() && by_name.size() == 1) {
+    default_model_ = by_name.begin()->first;
+  }
+  if (default_model_.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(model_root_.string(), " holds ", by_name.size(),
+                     " models; name the default one"));
+  }
+  for (const auto& [name, candidates] : by_name) {
+    for (const ModelVersionPath* path : candidates) {
+      auto loaded = [&]() -> absl::StatusOr<std::shared_ptr<LoadedModel>> {
+        auto model = std::make_shared<LoadedModel>();
+        model->name = path->name;
+        model->version = path->version;
+        ASSIGN_OR_RETURN(model->config,
+                         ReadModelConfig(path->dir / kConfigFile));
+        ASSIGN_OR_RETURN(model->engine, loader_(path->dir, model->config));
+        return model;
+      }();
+      if (!loaded.ok()) {
+        LogEvent("model_load_failed", {{"model", name},
+                                       {"version", absl::StrCat(path->version)},
+                                       {"reason", loaded.status().ToString()}});
+        continue;
+      }
+      LogEvent("model_loaded", {{"model", name},
+                                {"version", absl::StrCat(path->version)},
+                                {"device", (*loaded)->engine->device()}});
+      std::lock_guard<std::mutex> lock(mutex_);
+      models_[name][path->version] = std::move(*loaded);
+      break;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (models_.count(default_model_) == 0) {
+    return absl::NotFoundError(absl::StrCat("default model \"", default_model_,
+                                            "\" has no loadable version under ",
+                                            model_root_.string()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Find(
+    const std::string& name, int64_t version) const {
+  const std::string& wanted = name.empty() ? default_model_ : name;
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto model = models_.find(wanted);
+  if (model == models_.end()) {
+    return absl::NotFoundError(absl::StrCat("no model named \"", wanted, "\""));
+  }
+  if (version == 0) return model->second.rbegin()->second;
+  const auto found = model->second.find(version);
+  if (found == model->second.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("model \"", wanted, "\" has no loaded version ", version));
+  }
+  return found->second;
+}
+
+}  // namespace unet

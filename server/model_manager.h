@@ -1,0 +1,60 @@
+#ifndef SERVER_MODEL_MANAGER_H_
+#define SERVER_MODEL_MANAGER_H_
+
+// Owns the loaded model versions. Requests hold a shared_ptr to the version
+// they were admitted with, so a version stays alive until its last request
+// finishes, whatever the manager does meanwhile.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+#include "server/inference_engine.h"
+
+namespace unet {
+
+struct LoadedModel {
+  std::string name;
+  int64_t version = 0;
+  ModelConfig config;
+  std::shared_ptr<InferenceEngine> engine;
+};
+
+class ModelManager {
+ public:
+  // `default_model` names the model that requests with an empty name get;
+  // empty: the root must hold exactly one model.
+  ModelManager(std::filesystem::path model_root, std::string default_model,
+               EngineLoader loader);
+
+  // Loads the newest version of every model under the root. Versions that
+  // fail are skipped with a logged reason; fails when the default model has
+  // no loadable version.
+  absl::Status LoadAll();
+
+  // Returns the loaded version `version` (0: newest) of `name` (empty: the
+  // default model), or NOT_FOUND.
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> Find(
+      const std::string& name, int64_t version) const;
+
+  const std::string& default_model() const { return default_model_; }
+
+ private:
+  const std::filesystem::path model_root_;
+  std::string default_model_;
+  const EngineLoader loader_;
+  mutable std::mutex mutex_;
+  // name -> version -> model.
+  std::map<std::string, std::map<int64_t, std::shared_ptr<const LoadedModel>>>
+      models_;
+};
+
+}  // namespace unet
+
+#endif  // SERVER_MODEL_MANAGER_H_

@@ -1,0 +1,133 @@
+#include "server/segment_executor.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/postprocess.h"
+
+namespace unet {
+namespace {
+
+int64_t MicrosSince(absl::Time start) {
+  return absl::ToInt64Microseconds(absl::Now() - start);
+}
+
+// Completes one job from its slice of the batch's logits.
+absl::Status FinishJob(SegmentJob& job, const float* logits, int classes,
+                       int out_height, int out_width) {
+  const absl::Time start = absl::Now();
+  const auto segmentation =
+      ExtractSegmentation(logits, classes, out_height, out_width, job.image,
+                          job.include_probabilities);
+  if (!segmentation.ok()) return segmentation.status();
+  const auto encoded = EncodeMask(segmentation->mask, job.mask_encoding);
+  if (!encoded.ok()) return encoded.status();
+
+  auto& response = *job.response;
+  response.set_model(job.model->name);
+  response.set_model_version(job.model->version);
+  auto* mask = response.mutable_mask();
+  mask->set_width(job.image.width);
+  mask->set_height(job.image.height);
+  mask->set_encoding(job.mask_encoding);
+  mask->set_data(*encoded);
+  if (job.include_probabilities) {
+    auto* probabilities = response.mutable_probabilities();
+    probabilities->set_width(job.image.width);
+    probabilities->set_height(job.image.height);
+    probabilities->set_num_classes(classes);
+    probabilities->set_data(
+        reinterpret_cast<const char*>(segmentation->probabilities.data()),
+        segmentation->probabilities.size() * sizeof(float));
+  }
+  response.mutable_timing()->set_postprocess_us(MicrosSince(start));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
+    : options_(options), worker_([this] { WorkerLoop(); }) {}
+
+SegmentExecutor::~SegmentExecutor() { Stop(); }
+
+absl::Status SegmentExecutor::Submit(std::unique_ptr<SegmentJob> job) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return absl::UnavailableError("server is shutting down");
+    if (queue_.size() >= options_.max_queue_size) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "request queue is full (", options_.max_queue_size, " waiting)"));
+    }
+    job->admitted = absl::Now();
+    queue_.push_back(std::move(job));
+  }
+  not_empty_.notify_one();
+  return absl::OkStatus();
+}
+
+void SegmentExecutor::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  not_empty_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void SegmentExecutor::WorkerLoop() {
+  while (true) {
+    std::vector<std::unique_ptr<SegmentJob>> batch;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      not_empty_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left to finish
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    RunBatch(std::move(batch));
+  }
+}
+
+void SegmentExecutor::RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs) {
+  const absl::Time start = absl::Now();
+  const SegmentJob& first = *jobs.front();
+  const PreparedImage& shape = first.image;
+  FloatTensor input;
+  input.shape = {static_cast<int64_t>(jobs.size()), shape.channels,
+                 shape.padded_height, shape.padded_width};
+  const size_t image_size = shape.chw.size();
+  input.values.resize(jobs.size() * image_size);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    std::memcpy(input.values.data() + i * image_size, jobs[i]->image.chw.data(),
+                image_size * sizeof(float));
+    jobs[i]->response->mutable_timing()->set_queue_us(
+        absl::ToInt64Microseconds(start - jobs[i]->admitted));
+  }
+  absl::StatusOr<FloatTensor> logits = first.model->engine->Forward(input);
+  const int64_t inference_us = MicrosSince(start);
+  // A TorchScript module may return anything; only NCHW logits, one per job,
+  // are usable.
+  if (logits.ok() && (logits->shape.size() != 4 ||
+                      logits->shape[0] != static_cast<int64_t>(jobs.size()))) {
+    logits = absl::InternalError("model returned logits of an unusable shape");
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    SegmentJob& job = *jobs[i];
+    if (!logits.ok()) {
+      job.done(logits.status());
+      continue;
+    }
+    const auto& dims = logits->shape;
+    const size_t per_image = dims[1] * dims[2] * dims[3];
+    auto* timing = job.response->mutable_timing();
+    timing->set_inference_us(inference_us);
+    timing->set_batch_size(static_cast<int>(jobs.size()));
+    job.done(FinishJob(job, logits->values.data() + i * per_image,
+                       static_cast<int>(dims[1]), static_cast<int>(dims[2]),
+                       static_cast<int>(dims[3])));
+  }
+}
+
+}  // namespace unet
