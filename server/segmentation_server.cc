@@ -62,14 +62,17 @@ absl::Status RunServer(const ServerOptions& options) {
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
   // Models are loaded and warmed up by LoadAll: ready to serve.
-  server->GetHealthCheckService()->SetServingStatus(true);
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(segmentation::v1::Segmentation::service_full_name(),
+                           true);
+  health->SetServingStatus(true);
   LogEvent("serving", {{"port", absl::StrCat(port)},
                        {"device", device},
                        {"default_model", models.default_model()}});
 
   const int signal = WaitForStopSignal(stop_signals);
   LogEvent("stopping", {{"signal", absl::StrCat(signal)}});
-  server->GetHealthCheckService()->SetServingStatus(false);
+  health->SetServingStatus(false);
   // Shutdown waits for in-flight RPCs, which the executor completes.
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(options.drain_timeout_s));

@@ -1,0 +1,55 @@
+#ifndef TESTS_SERVER_FAKE_ENGINE_H_
+#define TESTS_SERVER_FAKE_ENGINE_H_
+
+// An InferenceEngine without a network, for tests of the request path: it
+// passes channel 0 of its input through with the seed U-Net's geometry (the
+// output loses the context margin on each side) as the logit of class 1,
+// against a constant 0.5 for class 0. A correct request path therefore
+// returns the image thresholded at 0.5.
+
+#include <atomic>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "model/unet_geometry.h"
+#include "server/inference_engine.h"
+
+namespace unet {
+
+class FakeEngine : public InferenceEngine {
+ public:
+  explicit FakeEngine(int levels = 5) : shrink_(ContextMargin(levels)) {}
+
+  absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) override {
+    ++calls;
+    if (before_forward) before_forward();
+    if (!fail_with.ok()) return fail_with;
+    const int64_t n = batch.shape[0], c = batch.shape[1];
+    const int64_t in_h = batch.shape[2], in_w = batch.shape[3];
+    const int64_t h = in_h - 2 * shrink_, w = in_w - 2 * shrink_;
+    FloatTensor out{{n, 2, h, w}, std::vector<float>(n * 2 * h * w, 0.5f)};
+    for (int64_t i = 0; i < n; ++i) {
+      const float* in = batch.values.data() + i * c * in_h * in_w;
+      float* logit1 = out.values.data() + (i * 2 + 1) * h * w;
+      for (int64_t y = 0; y < h; ++y) {
+        for (int64_t x = 0; x < w; ++x) {
+          logit1[y * w + x] = in[(y + shrink_) * in_w + x + shrink_];
+        }
+      }
+    }
+    return out;
+  }
+
+  std::string device() const override { return "fake"; }
+
+  std::atomic<int> calls{0};
+  std::function<void()> before_forward;  // runs inside every Forward
+  absl::Status fail_with;
+
+ private:
+  const int shrink_;
+};
+
+}  // namespace unet
+
+#endif  // TESTS_SERVER_FAKE_ENGINE_H_

@@ -1,0 +1,109 @@
+#include "server/model_manager.h"
+
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "model/model_repository.h"
+#include "tests/server/fake_engine.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) /
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+
+  // Writes a version whose model.pt holds `weights` ("bad" fails to load).
+  void MakeVersion(const std::string& name, int version,
+                   const std::string& weights = "good") {
+    const fs::path dir = root_ / name / std::to_string(version);
+    fs::create_directories(dir);
+    std::ofstream(dir / kWeightsFile) << weights;
+    std::ofstream(dir / kConfigFile)
+        << ModelConfigToJson(DefaultModelConfig(1, 2, {2, 4, 8, 16, 32}));
+  }
+
+  ModelManager Manager(const std::string& default_model = "") {
+    return ModelManager(
+        root_, default_model,
+        [this](const fs::path& dir, const ModelConfig&)
+            -> absl::StatusOr<std::unique_ptr<InferenceEngine>> {
+          std::ifstream weights(dir / kWeightsFile);
+          std::string contents;
+          weights >> contents;
+          loaded_.push_back(dir);
+          if (contents == "bad") return absl::DataLossError("corrupt");
+          return std::make_unique<FakeEngine>();
+        });
+  }
+
+  fs::path root_;
+  std::vector<fs::path> loaded_;
+};
+
+TEST_F(ModelManagerTest, LoadsTheNewestVersionOfEachModel) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 3);
+  MakeVersion("other", 2);
+  ModelManager manager = Manager("unet");
+  ASSERT_TRUE(manager.LoadAll().ok());
+  const auto unet = manager.Find("", 0);
+  ASSERT_TRUE(unet.ok()) << unet.status();
+  EXPECT_EQ((*unet)->name, "unet");
+  EXPECT_EQ((*unet)->version, 3);
+  EXPECT_EQ((*manager.Find("other", 0))->version, 2);
+  EXPECT_EQ((*manager.Find("unet", 3))->version, 3);
+  EXPECT_EQ(loaded_.size(), 2u);  // version 1 was never loaded
+}
+
+TEST_F(ModelManagerTest, FallsBackToAnOlderVersionWhenTheNewestFails) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 2, "bad");
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ((*manager.Find("", 0))->version, 1);
+}
+
+TEST_F(ModelManagerTest, UnknownModelOrVersionIsNotFound) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ(manager.Find("nope", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager.Find("unet", 7).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelManagerTest, TheOnlyModelIsTheDefault) {
+  MakeVersion("solo", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ(manager.default_model(), "solo");
+}
+
+TEST_F(ModelManagerTest, SeveralModelsNeedANamedDefault) {
+  MakeVersion("a", 1);
+  MakeVersion("b", 1);
+  EXPECT_EQ(Manager().LoadAll().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ModelManagerTest, FailsWhenTheDefaultModelCannotLoad) {
+  MakeVersion("unet", 1, "bad");
+  EXPECT_EQ(Manager().LoadAll().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Manager("absent").LoadAll().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelManagerTest, MissingRootIsAnError) {
+  ModelManager manager(root_ / "absent", "", nullptr);
+  EXPECT_EQ(manager.LoadAll().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace unet

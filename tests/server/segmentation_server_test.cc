@@ -1,0 +1,443 @@
+// End to end: starts the real segmentation_server binary on a loopback port
+// with a LibTorch model and a TorchScript export, and talks to it as
+// integrators and the `segment` CLI do.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <opencv2/imgcodecs.hpp>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "model/model_writer.h"
+#include "segmentation/v1/segmentation.grpc.pb.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+using segmentation::v1::GetModelInfoRequest;
+using segmentation::v1::ModelInfo;
+using segmentation::v1::Segmentation;
+using segmentation::v1::SegmentRequest;
+using segmentation::v1::SegmentResponse;
+using ::testing::HasSubstr;
+
+constexpr int64_t kMaxPixels = 1000 * 1000;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// Runs `argv` with stdout and stderr into `log`; returns its pid.
+pid_t Spawn(const std::vector<std::string>& argv, const fs::path& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(out, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+cv::Mat DecodePng(const std::string& bytes) {
+  return cv::imdecode(
+      cv::Mat(1, bytes.size(), CV_8U, const_cast<char*>(bytes.data())),
+      cv::IMREAD_UNCHANGED);
+}
+
+SegmentRequest ImageRequest(const std::string& encoded) {
+  SegmentRequest request;
+  request.set_request_id("test-1");
+  request.mutable_image()->set_encoded(encoded);
+  return request;
+}
+
+SegmentRequest RawRequest(int width, int height, int channels,
+                          segmentation::v1::PixelType type, size_t bytes) {
+  SegmentRequest request;
+  auto* raw = request.mutable_image()->mutable_raw();
+  raw->set_width(width);
+  raw->set_height(height);
+  raw->set_channels(channels);
+  raw->set_pixel_type(type);
+  std::string data(bytes, '\0');
+  for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(i * 7);
+  raw->set_data(data);
+  request.set_mask_encoding(segmentation::v1::RAW);
+  return request;
+}
+
+class SegmentationServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::path(::testing::TempDir()) / "e2e_models");
+    fs::remove_all(*root_);
+    fs::create_directories(*root_);
+    torch::manual_seed(0);
+    UNetOptions options;
+    options.channels = {2, 4, 8, 16, 32};
+    UNet net(options);
+    ASSERT_TRUE(WriteModelVersion(*root_, "unet", 1, net,
+                                  DefaultModelConfig(1, 2, {2, 4, 8, 16, 32}))
+                    .ok());
+    const std::string export_command = absl::StrCat(
+        "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+        " --model_root ", root_->string(),
+        " --name scripted --width 2 --seed 1 > /dev/null");
+    ASSERT_EQ(std::system(export_command.c_str()), 0);
+
+    port_ = FreePort();
+    address_ = new std::string(absl::StrCat("127.0.0.1:", port_));
+    log_ = new fs::path(fs::path(::testing::TempDir()) / "e2e_server.log");
+    server_pid_ = Spawn(
+        {SERVER_BIN, absl::StrCat("--port=", port_), "--address=127.0.0.1",
+         "--model_root=" + root_->string(), "--default_model=unet",
+         "--device=cpu", absl::StrCat("--max_pixels=", kMaxPixels)},
+        *log_);
+    channel_ = new std::shared_ptr<grpc::Channel>(
+        grpc::CreateChannel(*address_, grpc::InsecureChannelCredentials()));
+    ASSERT_TRUE((*channel_)->WaitForConnected(std::chrono::system_clock::now() +
+                                              std::chrono::seconds(60)))
+        << ReadFile(*log_);
+  }
+
+  static void TearDownTestSuite() {
+    kill(server_pid_, SIGTERM);
+    int status = 0;
+    waitpid(server_pid_, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "server did not exit cleanly on SIGTERM:\n"
+        << ReadFile(*log_);
+    delete channel_;
+    delete address_;
+    delete log_;
+    delete root_;
+  }
+
+  static grpc::Status Segment(const SegmentRequest& request,
+                              SegmentResponse* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    return Segmentation::NewStub(*channel_)->Segment(&context, request,
+                                                     response);
+  }
+
+  static int RunCli(const std::vector<std::string>& args, std::string* output) {
+    const fs::path log = fs::path(::testing::TempDir()) / "cli.log";
+    std::vector<std::string> argv = {SEGMENT_BIN, "--server=" + *address_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t pid = Spawn(argv, log);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    *output = ReadFile(log);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  static fs::path* root_;
+  static fs::path* log_;
+  static std::string* address_;
+  static std::shared_ptr<grpc::Channel>* channel_;
+  static int port_;
+  static pid_t server_pid_;
+};
+
+fs::path* SegmentationServerTest::root_ = nullptr;
+fs::path* SegmentationServerTest::log_ = nullptr;
+std::string* SegmentationServerTest::address_ = nullptr;
+std::shared_ptr<grpc::Channel>* SegmentationServerTest::channel_ = nullptr;
+int SegmentationServerTest::port_ = 0;
+pid_t SegmentationServerTest::server_pid_ = 0;
+
+const fs::path kTrainImage = UNET_TEST_DATA_DIR "/isbi_train_0.png";
+const fs::path kUnlabeledImage = UNET_TEST_DATA_DIR "/isbi_unlabeled_0.png";
+
+TEST_F(SegmentationServerTest, SegmentsARealEmImage) {
+  SegmentResponse response;
+  const grpc::Status status =
+      Segment(ImageRequest(ReadFile(kTrainImage)), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.request_id(), "test-1");
+  EXPECT_EQ(response.model(), "unet");
+  EXPECT_EQ(response.model_version(), 1);
+  EXPECT_EQ(response.mask().width(), 512u);
+  EXPECT_EQ(response.mask().height(), 512u);
+  const cv::Mat mask = DecodePng(response.mask().data());
+  ASSERT_EQ(mask.type(), CV_8UC1);
+  EXPECT_EQ(mask.size(), cv::Size(512, 512));
+  double max_class = 0;
+  cv::minMaxLoc(mask, nullptr, &max_class);
+  EXPECT_LE(max_class, 1);  // two classes: 0 and 1
+  EXPECT_GT(response.timing().inference_us(), 0);
+  EXPECT_GT(response.timing().preprocess_us(), 0);
+  EXPECT_EQ(response.timing().batch_size(), 1);
+}
+
+TEST_F(SegmentationServerTest, ServesTheTorchScriptExport) {
+  SegmentRequest request = ImageRequest(ReadFile(kUnlabeledImage));
+  request.set_model("scripted");
+  SegmentResponse response;
+  const grpc::Status status = Segment(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.model(), "scripted");
+  EXPECT_EQ(DecodePng(response.mask().data()).size(), cv::Size(512, 512));
+}
+
+TEST_F(SegmentationServerTest, OddSizesGiveMasksOfExactlyTheInputSize) {
+  using segmentation::v1::PIXEL_TYPE_FLOAT32;
+  using segmentation::v1::PIXEL_TYPE_UINT16;
+  using segmentation::v1::PIXEL_TYPE_UINT8;
+  const struct {
+    int width, height;
+    segmentation::v1::PixelType type;
+    size_t pixel_bytes;
+  } cases[] = {{517, 333, PIXEL_TYPE_UINT8, 1},
+               {1, 1, PIXEL_TYPE_UINT8, 1},
+               {333, 517, PIXEL_TYPE_UINT16, 2},
+               {7, 3, PIXEL_TYPE_FLOAT32, 4}};
+  for (const auto& c : cases) {
+    SegmentResponse response;
+    const grpc::Status status =
+        Segment(RawRequest(c.width, c.height, 1, c.type,
+                           c.width * c.height * c.pixel_bytes),
+                &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.mask().width(), static_cast<uint32_t>(c.width));
+    EXPECT_EQ(response.mask().height(), static_cast<uint32_t>(c.height));
+    EXPECT_EQ(response.mask().encoding(), segmentation::v1::RAW);
+    EXPECT_EQ(response.mask().data().size(),
+              static_cast<size_t>(c.width * c.height));
+  }
+}
+
+TEST_F(SegmentationServerTest, ReturnsProbabilitiesThatSumToOne) {
+  SegmentRequest request =
+      RawRequest(20, 10, 1, segmentation::v1::PIXEL_TYPE_UINT8, 200);
+  request.set_include_probabilities(true);
+  SegmentResponse response;
+  ASSERT_TRUE(Segment(request, &response).ok());
+  const auto& p = response.probabilities();
+  EXPECT_EQ(p.num_classes(), 2u);
+  ASSERT_EQ(p.data().size(), 2u * 200 * sizeof(float));
+  const float* values = reinterpret_cast<const float*>(p.data().data());
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_NEAR(values[i] + values[200 + i], 1.0f, 1e-5);
+    const int mask_class = response.mask().data()[i];
+    EXPECT_GE(values[mask_class * 200 + i], 0.5f);
+  }
+}
+
+TEST_F(SegmentationServerTest, HealthSaysServing) {
+  auto health = grpc::health::v1::Health::NewStub(*channel_);
+  for (const char* service : {"", "segmentation.v1.Segmentation"}) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(),
+              grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+TEST_F(SegmentationServerTest, DescribesTheModel) {
+  grpc::ClientContext context;
+  ModelInfo info;
+  ASSERT_TRUE(Segmentation::NewStub(*channel_)
+                  ->GetModelInfo(&context, GetModelInfoRequest(), &info)
+                  .ok());
+  EXPECT_EQ(info.name(), "unet");
+  EXPECT_EQ(info.version(), 1);
+  EXPECT_EQ(info.format(), "libtorch");
+  EXPECT_EQ(info.input_channels(), 1u);
+  EXPECT_EQ(info.num_classes(), 2u);
+  EXPECT_EQ(info.class_names_size(), 2);
+  EXPECT_EQ(info.valid_input_sizes().minimum(), 188u);
+  EXPECT_EQ(info.valid_input_sizes().step(), 16u);
+  EXPECT_EQ(info.context_margin(), 92u);
+  EXPECT_EQ(info.device(), "cpu");
+
+  grpc::ClientContext missing_context;
+  GetModelInfoRequest missing;
+  missing.set_model("nope");
+  EXPECT_EQ(Segmentation::NewStub(*channel_)
+                ->GetModelInfo(&missing_context, missing, &info)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SegmentationServerTest, ServesConcurrentCallers) {
+  const std::string image = ReadFile(kTrainImage);
+  std::vector<std::future<grpc::Status>> calls;
+  for (int i = 0; i < 8; ++i) {
+    calls.push_back(std::async(std::launch::async, [&image] {
+      SegmentResponse response;
+      return Segment(ImageRequest(image), &response);
+    }));
+  }
+  for (auto& call : calls) EXPECT_TRUE(call.get().ok());
+}
+
+struct BadRequestCase {
+  const char* name;
+  std::function<SegmentRequest()> request;
+  grpc::StatusCode code;
+  const char* message;
+};
+
+void PrintTo(const BadRequestCase& c, std::ostream* os) { *os << c.name; }
+
+class BadRequestTest : public SegmentationServerTest,
+                       public ::testing::WithParamInterface<BadRequestCase> {};
+
+TEST_P(BadRequestTest, GetsAClearStatusAndTheServerStaysUp) {
+  SegmentResponse response;
+  const grpc::Status status = Segment(GetParam().request(), &response);
+  EXPECT_EQ(status.error_code(), GetParam().code) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr(GetParam().message));
+  // Nothing was lost: the next good request is served.
+  SegmentResponse good;
+  EXPECT_TRUE(
+      Segment(RawRequest(4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16),
+              &good)
+          .ok());
+}
+
+std::string EncodedRgb() {
+  std::vector<uint8_t> png;
+  cv::imencode(".png", cv::Mat(16, 16, CV_8UC3, cv::Scalar(1, 2, 3)), png);
+  return std::string(png.begin(), png.end());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadRequestTest,
+    ::testing::Values(
+        BadRequestCase{"EmptyBytes", [] { return ImageRequest(""); },
+                       grpc::StatusCode::INVALID_ARGUMENT, "empty"},
+        BadRequestCase{"UndecodableBytes",
+                       [] { return ImageRequest("GIF89a garbage"); },
+                       grpc::StatusCode::INVALID_ARGUMENT, "cannot decode"},
+        BadRequestCase{"NoImage", [] { return SegmentRequest(); },
+                       grpc::StatusCode::INVALID_ARGUMENT, "no image"},
+        BadRequestCase{"ChannelsTheModelDoesNotTake",
+                       [] { return ImageRequest(EncodedRgb()); },
+                       grpc::StatusCode::INVALID_ARGUMENT, "channels"},
+        BadRequestCase{"RawSizeMismatch",
+                       [] {
+                         return RawRequest(
+                             10, 10, 1, segmentation::v1::PIXEL_TYPE_UINT8, 99);
+                       },
+                       grpc::StatusCode::INVALID_ARGUMENT, "bytes"},
+        BadRequestCase{"TooManyPixels",
+                       [] {
+                         return RawRequest(1001, 1000, 1,
+                                           segmentation::v1::PIXEL_TYPE_UINT8,
+                                           1001 * 1000);
+                       },
+                       grpc::StatusCode::INVALID_ARGUMENT, "at most"},
+        BadRequestCase{"UnknownModel",
+                       [] {
+                         auto r = RawRequest(
+                             4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
+                         r.set_model("nope");
+                         return r;
+                       },
+                       grpc::StatusCode::NOT_FOUND, "nope"},
+        BadRequestCase{"UnknownVersion",
+                       [] {
+                         auto r = RawRequest(
+                             4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
+                         r.set_model_version(42);
+                         return r;
+                       },
+                       grpc::StatusCode::NOT_FOUND, "42"},
+        BadRequestCase{"OverlapTileNotYet",
+                       [] {
+                         auto r = RawRequest(
+                             4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
+                         r.set_resize_mode(SegmentRequest::OVERLAP_TILE);
+                         return r;
+                       },
+                       grpc::StatusCode::UNIMPLEMENTED, "OVERLAP_TILE"}),
+    [](const auto& info) { return info.param.name; });
+
+TEST_F(SegmentationServerTest, CliWritesOneMaskPerInput) {
+  const fs::path out = fs::path(::testing::TempDir()) / "cli_masks";
+  fs::remove_all(out);
+  std::string output;
+  ASSERT_EQ(RunCli({"--output=" + out.string(), kTrainImage.string(),
+                    kUnlabeledImage.string()},
+                   &output),
+            0)
+      << output;
+  for (const char* stem : {"isbi_train_0", "isbi_unlabeled_0"}) {
+    const cv::Mat mask = cv::imread(
+        (out / absl::StrCat(stem, "_mask.png")).string(), cv::IMREAD_UNCHANGED);
+    EXPECT_EQ(mask.size(), cv::Size(512, 512)) << stem;
+    EXPECT_THAT(output, HasSubstr(stem));
+  }
+  EXPECT_THAT(output, HasSubstr("inference"));
+}
+
+TEST_F(SegmentationServerTest, CliFailsWithAOneLineReason) {
+  const fs::path out = fs::path(::testing::TempDir()) / "cli_masks_bad";
+  const fs::path not_an_image = fs::path(::testing::TempDir()) / "notes.txt";
+  std::ofstream(not_an_image) << "hello";
+  std::string output;
+  EXPECT_NE(RunCli({"--output=" + out.string(), not_an_image.string(),
+                    "/nonexistent.png", kTrainImage.string()},
+                   &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("notes.txt: INVALID_ARGUMENT: cannot decode"));
+  EXPECT_THAT(output, HasSubstr("/nonexistent.png: NOT_FOUND"));
+  EXPECT_TRUE(fs::exists(out / "isbi_train_0_mask.png"));  // the rest ran
+  EXPECT_NE(RunCli({kTrainImage.string()}, &output), 0);   // no --output
+}
+
+TEST_F(SegmentationServerTest, CliHonoursItsDeadline) {
+  std::string output;
+  EXPECT_NE(
+      RunCli({"--output=" + (fs::path(::testing::TempDir()) / "d").string(),
+              "--deadline_ms=1", kTrainImage.string()},
+             &output),
+      0);
+  EXPECT_THAT(output, HasSubstr("DEADLINE_EXCEEDED"));
+}
+
+}  // namespace
+}  // namespace unet
