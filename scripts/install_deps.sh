@@ -10,8 +10,10 @@ packages=(
   # the service
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libopencv-dev libabsl-dev prometheus-cpp-dev libtorch-dev
-  # tests: GoogleTest, and Python interop (TorchScript export, gRPC client)
+  # tests: GoogleTest, Python interop (TorchScript export), promtool and a
+  # real Prometheus server
   libgtest-dev libgmock-dev python3-torch python3-grpcio python3-opencv
+  prometheus
 )
 
 missing=()

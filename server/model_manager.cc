@@ -1,6 +1,7 @@
 #include "server/model_manager.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "model/model_repository.h"
@@ -8,10 +9,12 @@
 namespace unet {
 
 ModelManager::ModelManager(std::filesystem::path model_root,
-                           std::string default_model, EngineLoader loader)
+                           std::string default_model, EngineLoader loader,
+                           ServerMetrics& metrics)
     : model_root_(std::move(model_root)),
       default_model_(std::move(default_model)),
-      loader_(std::move(loader)) {}
+      loader_(std::move(loader)),
+      metrics_(metrics) {}
 
 absl::Status ModelManager::LoadAll() {
   ASSIGN_OR_RETURN(const std::vector<ModelVersionPath> versions,
@@ -31,30 +34,41 @@ absl::Status ModelManager::LoadAll() {
   }
   for (const auto& [name, candidates] : by_name) {
     for (const ModelVersionPath* path : candidates) {
+      const absl::Time start = absl::Now();
       auto loaded = [&]() -> absl::StatusOr<std::shared_ptr<LoadedModel>> {
         auto model = std::make_shared<LoadedModel>();
         model->name = path->name;
         model->version = path->version;
+        model->metrics = &metrics_.ForModel(path->name);
         ASSIGN_OR_RETURN(model->config,
                          ReadModelConfig(path->dir / kConfigFile));
         ASSIGN_OR_RETURN(model->engine, loader_(path->dir, model->config));
         return model;
       }();
       if (!loaded.ok()) {
+        metrics_.RecordModelLoadFailed(name);
         LogEvent("model_load_failed", {{"model", name},
                                        {"version", absl::StrCat(path->version)},
                                        {"reason", loaded.status().ToString()}});
         continue;
       }
-      LogEvent("model_loaded", {{"model", name},
-                                {"version", absl::StrCat(path->version)},
-                                {"device", (*loaded)->engine->device()}});
+      const absl::Duration load_time = absl::Now() - start;
+      metrics_.RecordModelLoaded(name, path->version,
+                                 (*loaded)->config.format(),
+                                 (*loaded)->engine->device(), load_time);
+      LogEvent(
+          "model_loaded",
+          {{"model", name},
+           {"version", absl::StrCat(path->version)},
+           {"device", (*loaded)->engine->device()},
+           {"load_ms", absl::StrCat(absl::ToInt64Milliseconds(load_time))}});
       std::lock_guard<std::mutex> lock(mutex_);
       models_[name][path->version] = std::move(*loaded);
       break;
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  loaded_ = true;
   if (models_.count(default_model_) == 0) {
     return absl::NotFoundError(absl::StrCat("default model \"", default_model_,
                                             "\" has no loadable version under ",
@@ -68,6 +82,9 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelManager::Find(
   const std::string& wanted = name.empty() ? default_model_ : name;
   std::lock_guard<std::mutex> lock(mutex_);
   const auto model = models_.find(wanted);
+  if (model == models_.end() && !loaded_) {
+    return absl::UnavailableError("the server is still loading its models");
+  }
   if (model == models_.end()) {
     return absl::NotFoundError(absl::StrCat("no model named \"", wanted, "\""));
   }

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "model/model_config.h"
 #include "server/inference_engine.h"
+#include "server/metrics.h"
 
 namespace unet {
 
@@ -24,6 +25,7 @@ struct LoadedModel {
   int64_t version = 0;
   ModelConfig config;
   std::shared_ptr<InferenceEngine> engine;
+  ModelMetrics* metrics = nullptr;  // owned by ServerMetrics
 };
 
 class ModelManager {
@@ -31,7 +33,7 @@ class ModelManager {
   // `default_model` names the model that requests with an empty name get;
   // empty: the root must hold exactly one model.
   ModelManager(std::filesystem::path model_root, std::string default_model,
-               EngineLoader loader);
+               EngineLoader loader, ServerMetrics& metrics);
 
   // Loads the newest version of every model under the root. Versions that
   // fail are skipped with a logged reason; fails when the default model has
@@ -39,7 +41,7 @@ class ModelManager {
   absl::Status LoadAll();
 
   // Returns the loaded version `version` (0: newest) of `name` (empty: the
-  // default model), or NOT_FOUND.
+  // default model); NOT_FOUND, or UNAVAILABLE before LoadAll has finished.
   absl::StatusOr<std::shared_ptr<const LoadedModel>> Find(
       const std::string& name, int64_t version) const;
 
@@ -49,7 +51,9 @@ class ModelManager {
   const std::filesystem::path model_root_;
   std::string default_model_;
   const EngineLoader loader_;
+  ServerMetrics& metrics_;
   mutable std::mutex mutex_;
+  bool loaded_ = false;  // LoadAll has finished
   // name -> version -> model.
   std::map<std::string, std::map<int64_t, std::shared_ptr<const LoadedModel>>>
       models_;

@@ -76,6 +76,11 @@ void SegmentExecutor::Stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+size_t SegmentExecutor::queue_depth() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.size();
+}
+
 void SegmentExecutor::WorkerLoop() {
   while (true) {
     std::vector<std::unique_ptr<SegmentJob>> batch;

@@ -38,6 +38,9 @@ class SegmentExecutor {
   // Refuses new jobs, finishes the queued ones and joins the worker.
   void Stop();
 
+  // Returns the number of jobs waiting.
+  size_t queue_depth();
+
  private:
   void WorkerLoop();
   // Runs one forward pass over `jobs` (one model version, one input shape)

@@ -6,11 +6,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "server/http_endpoints.h"
+#include "server/metrics.h"
 #include "server/model_manager.h"
 #include "server/torch_engine.h"
 
@@ -39,15 +42,24 @@ int WaitForStopSignal(const sigset_t& signals) {
 absl::Status RunServer(const ServerOptions& options) {
   const sigset_t stop_signals = BlockStopSignals();
   ASSIGN_OR_RETURN(const std::string device, ResolveDevice(options.device));
+  ServerMetrics metrics;
   ModelManager models(
       options.model_root, options.default_model,
       [device](const std::filesystem::path& dir, const ModelConfig& config) {
         return LoadTorchEngine(dir, config, device);
-      });
-  RETURN_IF_ERROR(models.LoadAll());
-
+      },
+      metrics);
   SegmentExecutor executor(options.executor);
-  SegmentationService service(models, executor, options.service);
+  std::atomic<bool> ready{false};
+  ScrapeSources sources;
+  sources.queue_depth = [&executor] { return executor.queue_depth(); };
+  sources.device_memory = DeviceMemoryInUse;
+  ASSIGN_OR_RETURN(
+      const std::unique_ptr<HttpEndpoints> http,
+      HttpEndpoints::Start(options.metrics_address, options.metrics_port,
+                           metrics, std::move(sources), ready));
+
+  SegmentationService service(models, executor, metrics, options.service);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -61,19 +73,30 @@ absl::Status RunServer(const ServerOptions& options) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
-  // Models are loaded and warmed up by LoadAll: ready to serve.
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(segmentation::v1::Segmentation::service_full_name(),
-                           true);
-  health->SetServingStatus(true);
-  LogEvent("serving", {{"port", absl::StrCat(port)},
-                       {"device", device},
-                       {"default_model", models.default_model()}});
+  const auto set_serving = [&](bool serving) {
+    health->SetServingStatus(
+        segmentation::v1::Segmentation::service_full_name(), serving);
+    health->SetServingStatus(serving);
+    ready = serving;
+  };
+  set_serving(false);
+  LogEvent("listening", {{"port", absl::StrCat(port)},
+                         {"metrics_port", absl::StrCat(http->port())},
+                         {"device", device}});
+
+  if (absl::Status loaded = models.LoadAll(); !loaded.ok()) {
+    server->Shutdown();
+    return loaded;
+  }
+  set_serving(true);
+  LogEvent("serving", {{"default_model", models.default_model()}});
 
   const int signal = WaitForStopSignal(stop_signals);
-  LogEvent("stopping", {{"signal", absl::StrCat(signal)}});
-  health->SetServingStatus(false);
-  // Shutdown waits for in-flight RPCs, which the executor completes.
+  LogEvent("draining", {{"signal", absl::StrCat(signal)}});
+  set_serving(false);
+  // New calls are refused from here; Shutdown waits (up to the drain
+  // timeout) for the calls already accepted, which the executor completes.
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::seconds(options.drain_timeout_s));
   executor.Stop();

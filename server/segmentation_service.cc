@@ -19,15 +19,6 @@ using segmentation::v1::ModelInfo;
 using segmentation::v1::SegmentRequest;
 using segmentation::v1::SegmentResponse;
 
-void LogFailure(const char* method, const std::string& request_id,
-                const std::string& model, const absl::Status& status) {
-  LogEvent("rpc_failed", {{"method", method},
-                          {"request_id", request_id},
-                          {"model", model},
-                          {"code", absl::StatusCodeToString(status.code())},
-                          {"message", status.message()}});
-}
-
 ModelInfo DescribeModel(const LoadedModel& model) {
   const ModelConfig& config = model.config;
   ModelInfo info;
@@ -49,11 +40,16 @@ ModelInfo DescribeModel(const LoadedModel& model) {
 
 SegmentationService::SegmentationService(const ModelManager& models,
                                          SegmentExecutor& executor,
+                                         ServerMetrics& metrics,
                                          const ServiceOptions& options)
-    : models_(models), executor_(executor), options_(options) {}
+    : models_(models),
+      executor_(executor),
+      metrics_(metrics),
+      options_(options) {}
 
 absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
-    const SegmentRequest& request, SegmentResponse* response) const {
+    const SegmentRequest& request, std::shared_ptr<const LoadedModel> model,
+    SegmentResponse* response) const {
   const absl::Time start = absl::Now();
   if (request.resize_mode() == SegmentRequest::OVERLAP_TILE) {
     return absl::UnimplementedError(
@@ -66,8 +62,7 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
     return absl::InvalidArgumentError("unknown mask_encoding");
   }
   auto job = std::make_unique<SegmentJob>();
-  ASSIGN_OR_RETURN(job->model,
-                   models_.Find(request.model(), request.model_version()));
+  job->model = std::move(model);
   ASSIGN_OR_RETURN(const cv::Mat pixels,
                    DecodeImage(request.image(), options_.max_pixels));
   ASSIGN_OR_RETURN(job->image, Preprocess(pixels, job->model->config));
@@ -80,30 +75,64 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
   return job;
 }
 
+void SegmentationService::FinishSegment(grpc::ServerUnaryReactor* reactor,
+                                        const SegmentRequest& request,
+                                        const SegmentResponse& response,
+                                        const LoadedModel* model,
+                                        absl::Time received,
+                                        const absl::Status& status) {
+  const absl::Duration total = absl::Now() - received;
+  ModelMetrics& metrics =
+      model != nullptr ? *model->metrics : metrics_.unknown_model();
+  metrics.RecordSegment(status, total, response.timing());
+  const auto& t = response.timing();
+  // Identifiers and timings only: never pixels, never request metadata.
+  LogEvent("segment",
+           {{"request_id", request.request_id()},
+            {"model", model != nullptr ? model->name : request.model()},
+            {"version", absl::StrCat(model != nullptr ? model->version : 0)},
+            {"code", absl::StatusCodeToString(status.code())},
+            {"total_us", absl::StrCat(absl::ToInt64Microseconds(total))},
+            {"queue_us", absl::StrCat(t.queue_us())},
+            {"preprocess_us", absl::StrCat(t.preprocess_us())},
+            {"inference_us", absl::StrCat(t.inference_us())},
+            {"postprocess_us", absl::StrCat(t.postprocess_us())},
+            {"batch_size", absl::StrCat(t.batch_size())},
+            {"message", status.message()}});
+  metrics_.in_flight().Decrement();
+  reactor->Finish(ToGrpcStatus(status));
+}
+
 grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const SegmentRequest* request,
     SegmentResponse* response) {
+  const absl::Time received = absl::Now();
+  metrics_.in_flight().Increment();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto fail = [reactor, request](const absl::Status& status) {
-    LogFailure("Segment", request->request_id(), request->model(), status);
-    reactor->Finish(ToGrpcStatus(status));
-  };
-  absl::StatusOr<std::unique_ptr<SegmentJob>> job = Admit(*request, response);
-  if (!job.ok()) {
-    fail(job.status());
+  absl::StatusOr<std::shared_ptr<const LoadedModel>> found =
+      models_.Find(request->model(), request->model_version());
+  if (!found.ok()) {
+    FinishSegment(reactor, *request, *response, nullptr, received,
+                  found.status());
     return reactor;
   }
-  // The request outlives the job: gRPC frees it after Finish.
-  (*job)->done = [reactor, fail](const absl::Status& status) {
-    if (status.ok()) {
-      reactor->Finish(grpc::Status::OK);
-    } else {
-      fail(status);
-    }
+  std::shared_ptr<const LoadedModel> model = *std::move(found);
+  absl::StatusOr<std::unique_ptr<SegmentJob>> job =
+      Admit(*request, model, response);
+  if (!job.ok()) {
+    FinishSegment(reactor, *request, *response, model.get(), received,
+                  job.status());
+    return reactor;
+  }
+  // Request and response live until Finish.
+  (*job)->done = [this, reactor, request, response, model,
+                  received](const absl::Status& status) {
+    FinishSegment(reactor, *request, *response, model.get(), received, status);
   };
   if (absl::Status submitted = executor_.Submit(std::move(*job));
       !submitted.ok()) {
-    fail(submitted);
+    FinishSegment(reactor, *request, *response, model.get(), received,
+                  submitted);
   }
   return reactor;
 }
@@ -111,15 +140,20 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
 grpc::ServerUnaryReactor* SegmentationService::GetModelInfo(
     grpc::CallbackServerContext* context, const GetModelInfoRequest* request,
     ModelInfo* response) {
+  const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const auto model = models_.Find(request->model(), request->model_version());
+  if (model.ok()) *response = DescribeModel(**model);
+  ModelMetrics& metrics =
+      model.ok() ? *(*model)->metrics : metrics_.unknown_model();
+  metrics.RecordModelInfo(model.status(), absl::Now() - received);
   if (!model.ok()) {
-    LogFailure("GetModelInfo", "", request->model(), model.status());
-    reactor->Finish(ToGrpcStatus(model.status()));
-    return reactor;
+    LogEvent("get_model_info",
+             {{"model", request->model()},
+              {"code", absl::StatusCodeToString(model.status().code())},
+              {"message", model.status().message()}});
   }
-  *response = DescribeModel(**model);
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus(model.status()));
   return reactor;
 }
 

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "server/metrics.h"
 #include "server/model_manager.h"
 #include "server/segment_executor.h"
 
@@ -22,7 +24,7 @@ class SegmentationService final
     : public segmentation::v1::Segmentation::CallbackService {
  public:
   SegmentationService(const ModelManager& models, SegmentExecutor& executor,
-                      const ServiceOptions& options);
+                      ServerMetrics& metrics, const ServiceOptions& options);
 
   grpc::ServerUnaryReactor* Segment(
       grpc::CallbackServerContext* context,
@@ -35,13 +37,23 @@ class SegmentationService final
       segmentation::v1::ModelInfo* response) override;
 
  private:
-  // Resolves the model and turns the request's image into network input.
+  // Validates the request and turns its image into input for `model`.
   absl::StatusOr<std::unique_ptr<SegmentJob>> Admit(
       const segmentation::v1::SegmentRequest& request,
+      std::shared_ptr<const LoadedModel> model,
       segmentation::v1::SegmentResponse* response) const;
+
+  // Answers a Segment call: metrics, one log line, in-flight count, reply.
+  // `model` is null when the request named no loaded model.
+  void FinishSegment(grpc::ServerUnaryReactor* reactor,
+                     const segmentation::v1::SegmentRequest& request,
+                     const segmentation::v1::SegmentResponse& response,
+                     const LoadedModel* model, absl::Time received,
+                     const absl::Status& status);
 
   const ModelManager& models_;
   SegmentExecutor& executor_;
+  ServerMetrics& metrics_;
   const ServiceOptions options_;
 };
 

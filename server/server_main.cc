@@ -21,6 +21,10 @@ ABSL_FLAG(int64_t, max_pixels, int64_t{4096} * 4096,
           "largest image accepted, in pixels");
 ABSL_FLAG(int, max_queue_size, 256,
           "requests that may wait for the engine; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, metrics_port, 9090,
+          "HTTP port for /metrics, /healthz and /readyz (0: any free port)");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0",
+          "address the HTTP endpoints listen on");
 ABSL_FLAG(int, drain_timeout_s, 30,
           "seconds to finish in-flight requests after SIGTERM");
 
@@ -38,6 +42,8 @@ int main(int argc, char** argv) {
   options.service.max_pixels = absl::GetFlag(FLAGS_max_pixels);
   options.executor.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
   options.drain_timeout_s = absl::GetFlag(FLAGS_drain_timeout_s);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   const absl::Status status = unet::RunServer(options);
   if (!status.ok()) {
     std::cerr << "segmentation_server: " << status << "\n";

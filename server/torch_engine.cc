@@ -6,6 +6,12 @@
 #include <functional>
 #include <map>
 
+// CUDA builds of LibTorch bring the CUDA runtime's headers; CPU builds do not.
+#if __has_include(<cuda_runtime_api.h>)
+#include <cuda_runtime_api.h>
+#define UNET_HAVE_CUDA_RUNTIME 1
+#endif
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -143,6 +149,24 @@ absl::StatusOr<std::string> ResolveDevice(const std::string& requested) {
         absl::StrCat("device ", requested, " is not available"));
   }
   return absl::StrCat("cuda:", index);
+}
+
+std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
+  std::vector<std::pair<std::string, double>> in_use;
+#ifdef UNET_HAVE_CUDA_RUNTIME
+  if (!torch::cuda::is_available()) return in_use;
+  for (int device = 0; device < static_cast<int>(torch::cuda::device_count());
+       ++device) {
+    size_t free_bytes = 0, total_bytes = 0;
+    // The current device is per thread; this is the scraping thread.
+    if (cudaSetDevice(device) == cudaSuccess &&
+        cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+      in_use.emplace_back(absl::StrCat("cuda:", device),
+                          static_cast<double>(total_bytes - free_bytes));
+    }
+  }
+#endif
+  return in_use;
 }
 
 absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(

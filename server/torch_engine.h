@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "server/inference_engine.h"
@@ -22,6 +24,10 @@ absl::StatusOr<std::string> ResolveDevice(const std::string& requested);
 absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     const std::filesystem::path& version_dir, const ModelConfig& config,
     const std::string& device);
+
+// Returns (device, bytes in use) for each visible GPU, as the CUDA driver
+// reports it (all allocations on the card); empty without CUDA.
+std::vector<std::pair<std::string, double>> DeviceMemoryInUse();
 
 }  // namespace unet
 

@@ -41,10 +41,12 @@ class ModelManagerTest : public ::testing::Test {
           loaded_.push_back(dir);
           if (contents == "bad") return absl::DataLossError("corrupt");
           return std::make_unique<FakeEngine>();
-        });
+        },
+        metrics_);
   }
 
   fs::path root_;
+  ServerMetrics metrics_;
   std::vector<fs::path> loaded_;
 };
 
@@ -100,8 +102,35 @@ TEST_F(ModelManagerTest, FailsWhenTheDefaultModelCannotLoad) {
   EXPECT_EQ(Manager("absent").LoadAll().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ModelManagerTest, CountsLoadsAndFailuresInMetrics) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 2, "bad");
+  ASSERT_TRUE(Manager().LoadAll().ok());
+  const std::string text = metrics_.Scrape({});
+  EXPECT_NE(
+      text.find("segmentation_model_load_failures_total{model=\"unet\"} 1"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("segmentation_model_version_info{device=\"fake\",format="
+                      "\"libtorch\",model=\"unet\",version=\"1\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("segmentation_model_load_duration_seconds_count{model="
+                      "\"unet\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ModelManagerTest, IsUnavailableUntilLoaded) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager("unet");
+  EXPECT_EQ(manager.Find("", 0).status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_TRUE(manager.Find("", 0).ok());
+}
+
 TEST_F(ModelManagerTest, MissingRootIsAnError) {
-  ModelManager manager(root_ / "absent", "", nullptr);
+  ModelManager manager(root_ / "absent", "", nullptr, metrics_);
   EXPECT_EQ(manager.LoadAll().code(), absl::StatusCode::kUnavailable);
 }
 

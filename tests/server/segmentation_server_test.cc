@@ -2,22 +2,14 @@
 // with a LibTorch model and a TorchScript export, and talks to it as
 // integrators and the `segment` CLI do.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <future>
 #include <opencv2/imgcodecs.hpp>
-#include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -25,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "model/model_writer.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "tests/server/server_process.h"
 
 namespace unet {
 namespace {
@@ -38,41 +31,6 @@ using segmentation::v1::SegmentResponse;
 using ::testing::HasSubstr;
 
 constexpr int64_t kMaxPixels = 1000 * 1000;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-// Runs `argv` with stdout and stderr into `log`; returns its pid.
-pid_t Spawn(const std::vector<std::string>& argv, const fs::path& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(out, 1);
-    dup2(out, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
 
 cv::Mat DecodePng(const std::string& bytes) {
   return cv::imdecode(
@@ -105,48 +63,34 @@ SegmentRequest RawRequest(int width, int height, int channels,
 class SegmentationServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    root_ = new fs::path(fs::path(::testing::TempDir()) / "e2e_models");
-    fs::remove_all(*root_);
-    fs::create_directories(*root_);
+    const fs::path root = fs::path(::testing::TempDir()) / "e2e_models";
+    fs::remove_all(root);
+    fs::create_directories(root);
     torch::manual_seed(0);
     UNetOptions options;
     options.channels = {2, 4, 8, 16, 32};
     UNet net(options);
-    ASSERT_TRUE(WriteModelVersion(*root_, "unet", 1, net,
+    ASSERT_TRUE(WriteModelVersion(root, "unet", 1, net,
                                   DefaultModelConfig(1, 2, {2, 4, 8, 16, 32}))
                     .ok());
     const std::string export_command = absl::StrCat(
         "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
-        " --model_root ", root_->string(),
+        " --model_root ", root.string(),
         " --name scripted --width 2 --seed 1 > /dev/null");
     ASSERT_EQ(std::system(export_command.c_str()), 0);
-
-    port_ = FreePort();
-    address_ = new std::string(absl::StrCat("127.0.0.1:", port_));
-    log_ = new fs::path(fs::path(::testing::TempDir()) / "e2e_server.log");
-    server_pid_ = Spawn(
-        {SERVER_BIN, absl::StrCat("--port=", port_), "--address=127.0.0.1",
-         "--model_root=" + root_->string(), "--default_model=unet",
+    auto server = testing::ServerProcess::Start(
+        {"--model_root=" + root.string(), "--default_model=unet",
          "--device=cpu", absl::StrCat("--max_pixels=", kMaxPixels)},
-        *log_);
-    channel_ = new std::shared_ptr<grpc::Channel>(
-        grpc::CreateChannel(*address_, grpc::InsecureChannelCredentials()));
-    ASSERT_TRUE((*channel_)->WaitForConnected(std::chrono::system_clock::now() +
-                                              std::chrono::seconds(60)))
-        << ReadFile(*log_);
+        "e2e_server.log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
   }
 
   static void TearDownTestSuite() {
-    kill(server_pid_, SIGTERM);
-    int status = 0;
-    waitpid(server_pid_, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    EXPECT_EQ(server_->Stop(SIGTERM), 0)
         << "server did not exit cleanly on SIGTERM:\n"
-        << ReadFile(*log_);
-    delete channel_;
-    delete address_;
-    delete log_;
-    delete root_;
+        << server_->log();
+    delete server_;
   }
 
   static grpc::Status Segment(const SegmentRequest& request,
@@ -154,35 +98,24 @@ class SegmentationServerTest : public ::testing::Test {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(60));
-    return Segmentation::NewStub(*channel_)->Segment(&context, request,
-                                                     response);
+    return Segmentation::NewStub(server_->channel())
+        ->Segment(&context, request, response);
   }
 
   static int RunCli(const std::vector<std::string>& args, std::string* output) {
     const fs::path log = fs::path(::testing::TempDir()) / "cli.log";
-    std::vector<std::string> argv = {SEGMENT_BIN, "--server=" + *address_};
+    std::vector<std::string> argv = {SEGMENT_BIN,
+                                     "--server=" + server_->address()};
     argv.insert(argv.end(), args.begin(), args.end());
-    const pid_t pid = Spawn(argv, log);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    *output = ReadFile(log);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    const int code = testing::WaitForExit(testing::Spawn(argv, log));
+    *output = testing::ReadFile(log);
+    return code;
   }
 
-  static fs::path* root_;
-  static fs::path* log_;
-  static std::string* address_;
-  static std::shared_ptr<grpc::Channel>* channel_;
-  static int port_;
-  static pid_t server_pid_;
+  static testing::ServerProcess* server_;
 };
 
-fs::path* SegmentationServerTest::root_ = nullptr;
-fs::path* SegmentationServerTest::log_ = nullptr;
-std::string* SegmentationServerTest::address_ = nullptr;
-std::shared_ptr<grpc::Channel>* SegmentationServerTest::channel_ = nullptr;
-int SegmentationServerTest::port_ = 0;
-pid_t SegmentationServerTest::server_pid_ = 0;
+testing::ServerProcess* SegmentationServerTest::server_ = nullptr;
 
 const fs::path kTrainImage = UNET_TEST_DATA_DIR "/isbi_train_0.png";
 const fs::path kUnlabeledImage = UNET_TEST_DATA_DIR "/isbi_unlabeled_0.png";
@@ -190,7 +123,7 @@ const fs::path kUnlabeledImage = UNET_TEST_DATA_DIR "/isbi_unlabeled_0.png";
 TEST_F(SegmentationServerTest, SegmentsARealEmImage) {
   SegmentResponse response;
   const grpc::Status status =
-      Segment(ImageRequest(ReadFile(kTrainImage)), &response);
+      Segment(ImageRequest(testing::ReadFile(kTrainImage)), &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.request_id(), "test-1");
   EXPECT_EQ(response.model(), "unet");
@@ -209,7 +142,7 @@ TEST_F(SegmentationServerTest, SegmentsARealEmImage) {
 }
 
 TEST_F(SegmentationServerTest, ServesTheTorchScriptExport) {
-  SegmentRequest request = ImageRequest(ReadFile(kUnlabeledImage));
+  SegmentRequest request = ImageRequest(testing::ReadFile(kUnlabeledImage));
   request.set_model("scripted");
   SegmentResponse response;
   const grpc::Status status = Segment(request, &response);
@@ -263,7 +196,7 @@ TEST_F(SegmentationServerTest, ReturnsProbabilitiesThatSumToOne) {
 }
 
 TEST_F(SegmentationServerTest, HealthSaysServing) {
-  auto health = grpc::health::v1::Health::NewStub(*channel_);
+  auto health = grpc::health::v1::Health::NewStub(server_->channel());
   for (const char* service : {"", "segmentation.v1.Segmentation"}) {
     grpc::ClientContext context;
     grpc::health::v1::HealthCheckRequest request;
@@ -278,7 +211,7 @@ TEST_F(SegmentationServerTest, HealthSaysServing) {
 TEST_F(SegmentationServerTest, DescribesTheModel) {
   grpc::ClientContext context;
   ModelInfo info;
-  ASSERT_TRUE(Segmentation::NewStub(*channel_)
+  ASSERT_TRUE(Segmentation::NewStub(server_->channel())
                   ->GetModelInfo(&context, GetModelInfoRequest(), &info)
                   .ok());
   EXPECT_EQ(info.name(), "unet");
@@ -295,14 +228,14 @@ TEST_F(SegmentationServerTest, DescribesTheModel) {
   grpc::ClientContext missing_context;
   GetModelInfoRequest missing;
   missing.set_model("nope");
-  EXPECT_EQ(Segmentation::NewStub(*channel_)
+  EXPECT_EQ(Segmentation::NewStub(server_->channel())
                 ->GetModelInfo(&missing_context, missing, &info)
                 .error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(SegmentationServerTest, ServesConcurrentCallers) {
-  const std::string image = ReadFile(kTrainImage);
+  const std::string image = testing::ReadFile(kTrainImage);
   std::vector<std::future<grpc::Status>> calls;
   for (int i = 0; i < 8; ++i) {
     calls.push_back(std::async(std::launch::async, [&image] {

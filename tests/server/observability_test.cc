@@ -1,0 +1,300 @@
+// End to end: what operators see. Metrics move with traffic and pass
+// promtool, a real Prometheus scrapes them, /healthz and /readyz answer, and
+// SIGTERM under load loses no accepted request.
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "segmentation/v1/segmentation.grpc.pb.h"
+#include "tests/server/server_process.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+using segmentation::v1::GetModelInfoRequest;
+using segmentation::v1::ModelInfo;
+using segmentation::v1::Segmentation;
+using segmentation::v1::SegmentRequest;
+using segmentation::v1::SegmentResponse;
+using ::testing::HasSubstr;
+
+const fs::path kImage = UNET_TEST_DATA_DIR "/isbi_train_0.png";
+
+// Returns the value of the series `series` (name{labels} exactly as exposed,
+// labels sorted) in a text exposition, or -1 when absent.
+double SeriesValue(const std::string& exposition, const std::string& series) {
+  const std::string prefix = series + " ";
+  size_t at = 0;
+  while ((at = exposition.find(prefix, at)) != std::string::npos) {
+    if (at == 0 || exposition[at - 1] == '\n') {
+      const size_t end = exposition.find('\n', at);
+      double value = -1;
+      if (absl::SimpleAtod(
+              exposition.substr(at + prefix.size(), end - at - prefix.size()),
+              &value)) {
+        return value;
+      }
+    }
+    at += prefix.size();
+  }
+  return -1;
+}
+
+std::string UrlEncode(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '_' || c == '.' || c == '-') {
+      out += c;
+    } else {
+      out += absl::StrCat("%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+SegmentRequest ImageRequest(const std::string& encoded) {
+  SegmentRequest request;
+  request.mutable_image()->set_encoded(encoded);
+  return request;
+}
+
+grpc::Status Segment(const std::shared_ptr<grpc::Channel>& channel,
+                     const SegmentRequest& request) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(120));
+  SegmentResponse response;
+  return Segmentation::NewStub(channel)->Segment(&context, request, &response);
+}
+
+// Writes a TorchScript U-Net of the given width as <root>/unet/1.
+void ExportModel(const fs::path& root, int width) {
+  fs::remove_all(root);
+  const std::string command = absl::StrCat(
+      "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+      " --model_root ", root.string(), " --width ", width, " > /dev/null");
+  ASSERT_EQ(std::system(command.c_str()), 0);
+}
+
+class ObservabilityTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::path(::testing::TempDir()) / "obs_models");
+    ExportModel(*root_, 2);
+    auto server = testing::ServerProcess::Start(
+        {"--model_root=" + root_->string(), "--device=cpu"},
+        "observability_server.log");
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+
+  static void TearDownTestSuite() {
+    EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->log();
+    delete server_;
+    delete root_;
+  }
+
+  static std::string Scrape() {
+    std::string body;
+    EXPECT_EQ(testing::HttpGet(server_->metrics_port(), "/metrics", &body),
+              200);
+    return body;
+  }
+
+  static fs::path* root_;
+  static testing::ServerProcess* server_;
+};
+
+fs::path* ObservabilityTest::root_ = nullptr;
+testing::ServerProcess* ObservabilityTest::server_ = nullptr;
+
+TEST_F(ObservabilityTest, CountersAndHistogramsMoveWithTraffic) {
+  const std::string ok_calls =
+      R"(segmentation_requests_total{code="OK",method="Segment",model="unet"})";
+  const std::string bad_calls =
+      R"(segmentation_requests_total{code="INVALID_ARGUMENT",method="Segment",model="unet"})";
+  const std::string unknown_calls =
+      R"(segmentation_requests_total{code="NOT_FOUND",method="Segment",model="unknown"})";
+  const std::string latency_count =
+      R"(segmentation_request_duration_seconds_count{method="Segment",model="unet"})";
+  const std::string inference_count =
+      R"(segmentation_inference_duration_seconds_count{model="unet"})";
+  const std::string batch_count =
+      R"(segmentation_batch_size_count{model="unet"})";
+  const std::string info_calls =
+      R"(segmentation_requests_total{code="OK",method="GetModelInfo",model="unet"})";
+  const std::string before = Scrape();
+
+  const std::string image = testing::ReadFile(kImage);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(Segment(server_->channel(), ImageRequest(image)).ok());
+  }
+  EXPECT_EQ(Segment(server_->channel(), ImageRequest("garbage")).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  SegmentRequest unknown = ImageRequest(image);
+  unknown.set_model("no-such-model");
+  EXPECT_EQ(Segment(server_->channel(), unknown).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext context;
+  ModelInfo info;
+  ASSERT_TRUE(Segmentation::NewStub(server_->channel())
+                  ->GetModelInfo(&context, GetModelInfoRequest(), &info)
+                  .ok());
+
+  const std::string after = Scrape();
+  EXPECT_EQ(SeriesValue(after, ok_calls) - SeriesValue(before, ok_calls), 3);
+  EXPECT_EQ(SeriesValue(after, bad_calls) - SeriesValue(before, bad_calls), 1);
+  EXPECT_EQ(
+      SeriesValue(after, unknown_calls) - SeriesValue(before, unknown_calls),
+      1);
+  EXPECT_EQ(
+      SeriesValue(after, latency_count) - SeriesValue(before, latency_count),
+      4);
+  EXPECT_EQ(SeriesValue(after, inference_count) -
+                SeriesValue(before, inference_count),
+            3);
+  EXPECT_EQ(SeriesValue(after, batch_count) - SeriesValue(before, batch_count),
+            3);
+  EXPECT_EQ(SeriesValue(after, info_calls) - SeriesValue(before, info_calls),
+            1);
+  EXPECT_EQ(SeriesValue(after, "segmentation_requests_in_flight"), 0);
+  EXPECT_EQ(SeriesValue(after, "segmentation_queue_depth"), 0);
+  EXPECT_GT(SeriesValue(after, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(SeriesValue(after, "process_open_fds"), 3);
+  EXPECT_EQ(
+      SeriesValue(
+          after,
+          R"(segmentation_model_version_info{device="cpu",format="torchscript",model="unet",version="1"})"),
+      1);
+  EXPECT_EQ(
+      SeriesValue(
+          after,
+          R"(segmentation_model_load_duration_seconds_count{model="unet"})"),
+      1);
+}
+
+TEST_F(ObservabilityTest, ExpositionPassesPromtool) {
+  const fs::path file = fs::path(::testing::TempDir()) / "exposition.txt";
+  std::ofstream(file) << Scrape();
+  const std::string command =
+      absl::StrCat("promtool check metrics < ", file.string(), " 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[512];
+  while (fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+  EXPECT_EQ(pclose(pipe), 0) << output;
+}
+
+TEST_F(ObservabilityTest, HealthAndReadinessOverHttp) {
+  std::string body;
+  EXPECT_EQ(testing::HttpGet(server_->metrics_port(), "/healthz", &body), 200);
+  EXPECT_EQ(testing::HttpGet(server_->metrics_port(), "/readyz", &body), 200);
+  EXPECT_EQ(body, "ready\n");
+}
+
+TEST_F(ObservabilityTest, RealPrometheusScrapesTheRequestCount) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "prometheus";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n"
+         "scrape_configs:\n  - job_name: segmentation\n"
+         "    static_configs:\n      - targets: ['127.0.0.1:"
+      << server_->metrics_port() << "']\n";
+  const int port = testing::FreePort();
+  const pid_t prometheus =
+      testing::Spawn({"/usr/bin/prometheus",
+                      "--config.file=" + (dir / "prometheus.yml").string(),
+                      "--storage.tsdb.path=" + (dir / "data").string(),
+                      absl::StrCat("--web.listen-address=127.0.0.1:", port)},
+                     dir / "prometheus.log");
+
+  const std::string image = testing::ReadFile(kImage);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(Segment(server_->channel(), ImageRequest(image)).ok());
+  }
+  const double served = SeriesValue(
+      Scrape(),
+      R"(segmentation_requests_total{code="OK",method="Segment",model="unet"})");
+  ASSERT_GE(served, 2);
+
+  const std::string query = absl::StrCat(
+      "/api/v1/query?query=",
+      UrlEncode(
+          R"(sum(segmentation_requests_total{method="Segment",code="OK"}))"));
+  const std::regex value(R"re("value":\[[0-9.]+,"([0-9.]+)"\])re");
+  double seen = -1;
+  std::string body;
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (seen < served && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::smatch match;
+    if (testing::HttpGet(port, query, &body) == 200 &&
+        std::regex_search(body, match, value)) {
+      absl::SimpleAtod(match[1].str(), &seen);
+    }
+  }
+  kill(prometheus, SIGTERM);
+  testing::WaitForExit(prometheus);
+  EXPECT_GE(seen, served) << body << "\n"
+                          << testing::ReadFile(dir / "prometheus.log");
+}
+
+TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
+  const fs::path root = fs::path(::testing::TempDir()) / "drain_models";
+  ExportModel(root, 4);
+  auto server =
+      testing::ServerProcess::Start({"--model_root=" + root.string(),
+                                     "--device=cpu", "--drain_timeout_s=120"},
+                                    "drain_server.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  const auto& process = *server;
+
+  constexpr int kCalls = 12;
+  const std::string image = testing::ReadFile(kImage);
+  std::vector<std::future<grpc::Status>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    calls.push_back(std::async(std::launch::async, [&] {
+      return Segment(process->channel(), ImageRequest(image));
+    }));
+  }
+  // Wait until the server has accepted every call, then ask it to stop.
+  std::string body;
+  double in_flight = 0;
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (in_flight < kCalls && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    testing::HttpGet(process->metrics_port(), "/metrics", &body);
+    in_flight = SeriesValue(body, "segmentation_requests_in_flight");
+  }
+  ASSERT_EQ(in_flight, kCalls);
+  kill(process->pid(), SIGTERM);
+
+  for (auto& call : calls) {
+    const grpc::Status status = call.get();
+    EXPECT_TRUE(status.ok())
+        << status.error_code() << " " << status.error_message();
+  }
+  EXPECT_EQ(process->Stop(SIGTERM), 0) << process->log();
+  EXPECT_THAT(process->log(), HasSubstr("event=draining"));
+  EXPECT_THAT(process->log(), HasSubstr("event=stopped"));
+  // Once stopped, nothing is accepted.
+  EXPECT_FALSE(Segment(process->channel(), ImageRequest(image)).ok());
+}
+
+}  // namespace
+}  // namespace unet
