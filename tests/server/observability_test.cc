@@ -197,6 +197,27 @@ TEST_F(ObservabilityTest, ExpositionPassesPromtool) {
   EXPECT_EQ(pclose(pipe), 0) << output;
 }
 
+TEST_F(ObservabilityTest, LogsOneLinePerRequestWithoutPatientData) {
+  grpc::ClientContext context;
+  context.AddMetadata("x-patient-name", "Jane Roe");
+  SegmentRequest request = ImageRequest(testing::ReadFile(kImage));
+  request.set_request_id("log-check-42");
+  SegmentResponse response;
+  ASSERT_TRUE(Segmentation::NewStub(server_->channel())
+                  ->Segment(&context, request, &response)
+                  .ok());
+  const std::string log = server_->log();
+  const size_t line_start = log.find("request_id=log-check-42");
+  ASSERT_NE(line_start, std::string::npos) << log;
+  const std::string line =
+      log.substr(line_start, log.find('\n', line_start) - line_start);
+  for (const char* field : {"model=unet", "version=1", "code=OK",
+                            "total_us=", "inference_us=", "batch_size=1"}) {
+    EXPECT_THAT(line, HasSubstr(field));
+  }
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("Jane")));
+}
+
 TEST_F(ObservabilityTest, HealthAndReadinessOverHttp) {
   std::string body;
   EXPECT_EQ(testing::HttpGet(server_->metrics_port(), "/healthz", &body), 200);
