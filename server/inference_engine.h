@@ -36,13 +36,13 @@ class InferenceEngine {
   virtual std::string device() const = 0;
 };
 
-// Loads the version in `version_dir` (model.pt, as `config` describes it) onto
-// `device` ("cpu", "cuda", "cuda:N"; empty: CUDA when available), checks the
-// weights against `config` and runs a warm-up pass that must give finite
-// logits of the expected shape.
+// Loads the version in `version_dir` (model.pt, as `config` describes it) for
+// execution slot `slot` (the slot decides the device), checks the weights
+// against `config` and warms it up.
 using EngineLoader =
     std::function<absl::StatusOr<std::unique_ptr<InferenceEngine>>(
-        const std::filesystem::path& version_dir, const ModelConfig& config)>;
+        const std::filesystem::path& version_dir, const ModelConfig& config,
+        int slot)>;
 
 }  // namespace unet
 

@@ -1,6 +1,9 @@
 #include "server/model_manager.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -10,11 +13,23 @@ namespace unet {
 
 ModelManager::ModelManager(std::filesystem::path model_root,
                            std::string default_model, EngineLoader loader,
-                           ServerMetrics& metrics)
+                           int slots, ServerMetrics& metrics)
     : model_root_(std::move(model_root)),
       default_model_(std::move(default_model)),
       loader_(std::move(loader)),
+      slots_(slots),
       metrics_(metrics) {}
+
+std::string LoadedModel::devices() const {
+  std::vector<std::string> names;
+  for (const auto& engine : engines) {
+    if (std::find(names.begin(), names.end(), engine->device()) ==
+        names.end()) {
+      names.push_back(engine->device());
+    }
+  }
+  return absl::StrJoin(names, ",");
+}
 
 absl::Status ModelManager::LoadAll() {
   ASSIGN_OR_RETURN(const std::vector<ModelVersionPath> versions,
@@ -42,7 +57,11 @@ absl::Status ModelManager::LoadAll() {
         model->metrics = &metrics_.ForModel(path->name);
         ASSIGN_OR_RETURN(model->config,
                          ReadModelConfig(path->dir / kConfigFile));
-        ASSIGN_OR_RETURN(model->engine, loader_(path->dir, model->config));
+        for (int slot = 0; slot < slots_; ++slot) {
+          ASSIGN_OR_RETURN(std::unique_ptr<InferenceEngine> engine,
+                           loader_(path->dir, model->config, slot));
+          model->engines.push_back(std::move(engine));
+        }
         return model;
       }();
       if (!loaded.ok()) {
@@ -55,12 +74,12 @@ absl::Status ModelManager::LoadAll() {
       const absl::Duration load_time = absl::Now() - start;
       metrics_.RecordModelLoaded(name, path->version,
                                  (*loaded)->config.format(),
-                                 (*loaded)->engine->device(), load_time);
+                                 (*loaded)->devices(), load_time);
       LogEvent(
           "model_loaded",
           {{"model", name},
            {"version", absl::StrCat(path->version)},
-           {"device", (*loaded)->engine->device()},
+           {"device", (*loaded)->devices()},
            {"load_ms", absl::StrCat(absl::ToInt64Milliseconds(load_time))}});
       std::lock_guard<std::mutex> lock(mutex_);
       models_[name][path->version] = std::move(*loaded);

@@ -24,16 +24,21 @@ struct LoadedModel {
   std::string name;
   int64_t version = 0;
   ModelConfig config;
-  std::shared_ptr<InferenceEngine> engine;
+  // One engine per execution slot; SegmentExecutor's worker i uses engines[i].
+  std::vector<std::shared_ptr<InferenceEngine>> engines;
   ModelMetrics* metrics = nullptr;  // owned by ServerMetrics
+
+  // Returns the devices the engines run on, e.g. "cuda:0,cuda:1".
+  std::string devices() const;
 };
 
 class ModelManager {
  public:
   // `default_model` names the model that requests with an empty name get;
-  // empty: the root must hold exactly one model.
+  // empty: the root must hold exactly one model. Each version gets `slots`
+  // engines from `loader`.
   ModelManager(std::filesystem::path model_root, std::string default_model,
-               EngineLoader loader, ServerMetrics& metrics);
+               EngineLoader loader, int slots, ServerMetrics& metrics);
 
   // Loads the newest version of every model under the root. Versions that
   // fail are skipped with a logged reason; fails when the default model has
@@ -51,6 +56,7 @@ class ModelManager {
   const std::filesystem::path model_root_;
   std::string default_model_;
   const EngineLoader loader_;
+  const int slots_;
   ServerMetrics& metrics_;
   mutable std::mutex mutex_;
   bool loaded_ = false;  // LoadAll has finished

@@ -45,57 +45,9 @@ absl::Status FinishJob(SegmentJob& job, const float* logits, int classes,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
-    : options_(options), worker_([this] { WorkerLoop(); }) {}
-
-SegmentExecutor::~SegmentExecutor() { Stop(); }
-
-absl::Status SegmentExecutor::Submit(std::unique_ptr<SegmentJob> job) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_) return absl::UnavailableError("server is shutting down");
-    if (queue_.size() >= options_.max_queue_size) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "request queue is full (", options_.max_queue_size, " waiting)"));
-    }
-    job->admitted = absl::Now();
-    queue_.push_back(std::move(job));
-  }
-  not_empty_.notify_one();
-  return absl::OkStatus();
-}
-
-void SegmentExecutor::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  not_empty_.notify_all();
-  if (worker_.joinable()) worker_.join();
-}
-
-size_t SegmentExecutor::queue_depth() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size();
-}
-
-void SegmentExecutor::WorkerLoop() {
-  while (true) {
-    std::vector<std::unique_ptr<SegmentJob>> batch;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      not_empty_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and nothing left to finish
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    RunBatch(std::move(batch));
-  }
-}
-
-void SegmentExecutor::RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs) {
+// Runs one forward pass over `jobs` (one model version, one input shape) on
+// the version's engine for `slot` and completes each job.
+void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
   const absl::Time start = absl::Now();
   const SegmentJob& first = *jobs.front();
   const PreparedImage& shape = first.image;
@@ -110,7 +62,9 @@ void SegmentExecutor::RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs) {
     jobs[i]->response->mutable_timing()->set_queue_us(
         absl::ToInt64Microseconds(start - jobs[i]->admitted));
   }
-  absl::StatusOr<FloatTensor> logits = first.model->engine->Forward(input);
+  const auto& engines = first.model->engines;
+  absl::StatusOr<FloatTensor> logits =
+      engines[slot % engines.size()]->Forward(input);
   const int64_t inference_us = MicrosSince(start);
   // A TorchScript module may return anything; only NCHW logits, one per job,
   // are usable.
@@ -132,6 +86,32 @@ void SegmentExecutor::RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs) {
     job.done(FinishJob(job, logits->values.data() + i * per_image,
                        static_cast<int>(dims[1]), static_cast<int>(dims[2]),
                        static_cast<int>(dims[3])));
+  }
+}
+
+}  // namespace
+
+SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
+    : batcher_(options.batcher) {
+  for (int slot = 0; slot < options.slots; ++slot) {
+    workers_.emplace_back([this, slot] { WorkerLoop(slot); });
+  }
+}
+
+SegmentExecutor::~SegmentExecutor() { Stop(); }
+
+void SegmentExecutor::Stop() {
+  batcher_.Close();
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+}
+
+void SegmentExecutor::WorkerLoop(int slot) {
+  while (true) {
+    std::vector<std::unique_ptr<SegmentJob>> batch = batcher_.NextBatch();
+    if (batch.empty()) return;  // closed and drained
+    RunBatch(std::move(batch), slot);
   }
 }
 

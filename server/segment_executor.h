@@ -1,24 +1,25 @@
 #ifndef SERVER_SEGMENT_EXECUTOR_H_
 #define SERVER_SEGMENT_EXECUTOR_H_
 
-// Runs admitted Segment jobs: a bounded request queue in front of a worker
-// thread that runs the engine and postprocesses the result.
+// Runs admitted Segment jobs: the dynamic batcher forms batches, one worker
+// per execution slot (a model instance on a device) runs them and completes
+// each job.
 
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/dynamic_batcher.h"
 #include "server/segment_job.h"
 
 namespace unet {
 
 struct ExecutorOptions {
-  size_t max_queue_size = 256;  // jobs waiting; more are refused at once
+  BatcherOptions batcher;
+  // Workers; worker i runs batches on engine i of each model version.
+  int slots = 1;
 };
 
 class SegmentExecutor {
@@ -30,29 +31,21 @@ class SegmentExecutor {
   SegmentExecutor(const SegmentExecutor&) = delete;
   SegmentExecutor& operator=(const SegmentExecutor&) = delete;
 
-  // Queues `job`. On success the executor owns it and will call job->done;
-  // on failure (RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE after
-  // Stop) the job is destroyed and done is never called.
-  absl::Status Submit(std::unique_ptr<SegmentJob> job);
+  // Queues `job`; see DynamicBatcher::Enqueue for who owns it after.
+  absl::Status Submit(std::unique_ptr<SegmentJob> job) {
+    return batcher_.Enqueue(std::move(job));
+  }
 
-  // Refuses new jobs, finishes the queued ones and joins the worker.
+  // Refuses new jobs, finishes the queued ones and joins the workers.
   void Stop();
 
-  // Returns the number of jobs waiting.
-  size_t queue_depth();
+  size_t queue_depth() { return batcher_.queue_depth(); }
 
  private:
-  void WorkerLoop();
-  // Runs one forward pass over `jobs` (one model version, one input shape)
-  // and completes each job.
-  void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs);
+  void WorkerLoop(int slot);
 
-  const ExecutorOptions options_;
-  std::mutex mutex_;
-  std::condition_variable not_empty_;
-  std::deque<std::unique_ptr<SegmentJob>> queue_;
-  bool stopping_ = false;
-  std::thread worker_;
+  DynamicBatcher batcher_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace unet

@@ -22,7 +22,11 @@ struct SegmentJob {
   PreparedImage image;
   bool include_probabilities = false;
   segmentation::v1::MaskEncoding mask_encoding = segmentation::v1::PNG;
-  absl::Time admitted;  // when it entered the queue
+  segmentation::v1::SegmentRequest::Priority priority =
+      segmentation::v1::SegmentRequest::ROUTINE;
+  absl::Time admitted;                           // when it entered the queue
+  absl::Time deadline = absl::InfiniteFuture();  // the caller's deadline
+  std::function<bool()> cancelled = [] { return false; };  // caller gone?
   // Filled by the executor; owned by the RPC, which outlives the job.
   segmentation::v1::SegmentResponse* response = nullptr;
   // Called exactly once, with the outcome, after `response` is filled.

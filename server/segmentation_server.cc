@@ -6,16 +6,12 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "server/http_endpoints.h"
-#include "server/metrics.h"
-#include "server/model_manager.h"
-#include "server/torch_engine.h"
 
 namespace unet {
 namespace {
@@ -39,67 +35,107 @@ int WaitForStopSignal(const sigset_t& signals) {
 
 }  // namespace
 
-absl::Status RunServer(const ServerOptions& options) {
-  const sigset_t stop_signals = BlockStopSignals();
-  ASSIGN_OR_RETURN(const std::string device, ResolveDevice(options.device));
-  ServerMetrics metrics;
-  ModelManager models(
-      options.model_root, options.default_model,
-      [device](const std::filesystem::path& dir, const ModelConfig& config) {
-        return LoadTorchEngine(dir, config, device);
-      },
-      metrics);
-  SegmentExecutor executor(options.executor);
-  std::atomic<bool> ready{false};
-  ScrapeSources sources;
-  sources.queue_depth = [&executor] { return executor.queue_depth(); };
-  sources.device_memory = DeviceMemoryInUse;
-  ASSIGN_OR_RETURN(
-      const std::unique_ptr<HttpEndpoints> http,
-      HttpEndpoints::Start(options.metrics_address, options.metrics_port,
-                           metrics, std::move(sources), ready));
+SegmentationServer::SegmentationServer(const ServerOptions& options,
+                                       std::vector<std::string> slot_devices)
+    : options_(options),
+      slot_devices_(std::move(slot_devices)),
+      models_(
+          options.model_root, options.default_model,
+          [this](const std::filesystem::path& dir, const ModelConfig& config,
+                 int slot) {
+            EngineOptions engine = options_.engine;
+            engine.device = slot_devices_[slot];
+            engine.max_batch_size = options_.batcher.max_batch_size;
+            return LoadTorchEngine(dir, config, engine);
+          },
+          static_cast<int>(slot_devices_.size()), metrics_),
+      executor_({options.batcher, static_cast<int>(slot_devices_.size())}) {}
 
-  SegmentationService service(models, executor, metrics, options.service);
+absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
+    const ServerOptions& options) {
+  ASSIGN_OR_RETURN(const std::vector<std::string> devices,
+                   ResolveDevices(options.devices));
+  std::vector<std::string> slot_devices;
+  for (const std::string& device : devices) {
+    RETURN_IF_ERROR(CheckPrecision(options.engine.precision, device));
+    for (int i = 0; i < options.instances_per_device; ++i) {
+      slot_devices.push_back(device);
+    }
+  }
+  if (slot_devices.empty()) {
+    return absl::InvalidArgumentError("instances_per_device must be >= 1");
+  }
+  SetCpuThreads(options.cpu_threads);
+  std::unique_ptr<SegmentationServer> server(
+      new SegmentationServer(options, std::move(slot_devices)));
+
+  ScrapeSources sources;
+  sources.queue_depth = [s = server.get()] {
+    return s->executor_.queue_depth();
+  };
+  sources.device_memory = DeviceMemoryInUse;
+  ASSIGN_OR_RETURN(server->http_,
+                   HttpEndpoints::Start(options.metrics_address,
+                                        options.metrics_port, server->metrics_,
+                                        std::move(sources), server->ready_));
+
+  server->service_ = std::make_unique<SegmentationService>(
+      server->models_, server->executor_, server->metrics_, options.service);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  int port = 0;
   builder.AddListeningPort(absl::StrCat(options.address, ":", options.port),
-                           grpc::InsecureServerCredentials(), &port);
+                           grpc::InsecureServerCredentials(), &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
+  builder.RegisterService(server->service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  const auto set_serving = [&](bool serving) {
-    health->SetServingStatus(
-        segmentation::v1::Segmentation::service_full_name(), serving);
-    health->SetServingStatus(serving);
-    ready = serving;
-  };
-  set_serving(false);
-  LogEvent("listening", {{"port", absl::StrCat(port)},
-                         {"metrics_port", absl::StrCat(http->port())},
-                         {"device", device}});
+  server->SetServing(false);
+  LogEvent("listening",
+           {{"port", absl::StrCat(server->port_)},
+            {"metrics_port", absl::StrCat(server->metrics_port())},
+            {"devices", absl::StrJoin(server->slot_devices_, ",")}});
 
-  if (absl::Status loaded = models.LoadAll(); !loaded.ok()) {
-    server->Shutdown();
-    return loaded;
+  RETURN_IF_ERROR(server->models_.LoadAll());
+  server->SetServing(true);
+  LogEvent("serving", {{"default_model", server->models_.default_model()}});
+  return server;
+}
+
+SegmentationServer::~SegmentationServer() { Drain(); }
+
+void SegmentationServer::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health =
+      grpc_server_->GetHealthCheckService();
+  health->SetServingStatus(segmentation::v1::Segmentation::service_full_name(),
+                           serving);
+  health->SetServingStatus(serving);
+  ready_ = serving;
+}
+
+void SegmentationServer::Drain() {
+  if (drained_) return;
+  drained_ = true;
+  if (grpc_server_ != nullptr) {
+    SetServing(false);
+    // New calls are refused from here; Shutdown waits (up to the drain
+    // timeout) for the calls already accepted, which the executor completes.
+    grpc_server_->Shutdown(std::chrono::system_clock::now() +
+                           std::chrono::seconds(options_.drain_timeout_s));
   }
-  set_serving(true);
-  LogEvent("serving", {{"default_model", models.default_model()}});
+  executor_.Stop();
+}
 
+absl::Status RunServer(const ServerOptions& options) {
+  const sigset_t stop_signals = BlockStopSignals();
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentationServer> server,
+                   SegmentationServer::Start(options));
   const int signal = WaitForStopSignal(stop_signals);
   LogEvent("draining", {{"signal", absl::StrCat(signal)}});
-  set_serving(false);
-  // New calls are refused from here; Shutdown waits (up to the drain
-  // timeout) for the calls already accepted, which the executor completes.
-  server->Shutdown(std::chrono::system_clock::now() +
-                   std::chrono::seconds(options.drain_timeout_s));
-  executor.Stop();
+  server->Drain();
   LogEvent("stopped", {});
   return absl::OkStatus();
 }

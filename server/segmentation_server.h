@@ -1,39 +1,82 @@
 #ifndef SERVER_SEGMENTATION_SERVER_H_
 #define SERVER_SEGMENTATION_SERVER_H_
 
-// Assembles the server: metrics and HTTP endpoints, model manager, executor,
-// gRPC service, health and reflection; serves until SIGINT or SIGTERM, then
-// drains.
+// Assembles the server: metrics and HTTP endpoints, model manager, batcher
+// and executor, gRPC service, health and reflection.
 
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/http_endpoints.h"
+#include "server/metrics.h"
+#include "server/model_manager.h"
 #include "server/segment_executor.h"
 #include "server/segmentation_service.h"
+#include "server/torch_engine.h"
 
 namespace unet {
 
 struct ServerOptions {
   std::string address = "0.0.0.0";
-  int port = 50051;
+  int port = 50051;  // 0: any free port
   std::string model_root;
   std::string default_model;  // empty: the root's only model
-  std::string device;         // empty: cuda when available, else cpu
+  // Comma-separated devices; empty: cuda:0 when available, else cpu.
+  std::string devices;
+  int instances_per_device = 1;  // model instances, each with a worker
+  int cpu_threads = 0;           // LibTorch intra-op threads; 0: its default
+  EngineOptions engine;          // device is filled per instance
   ServiceOptions service;
-  ExecutorOptions executor;
+  BatcherOptions batcher;
   // Large enough for a 16-bit 4096x4096 image, raw or PNG.
   int max_receive_message_bytes = 64 << 20;
-  int drain_timeout_s = 30;  // for in-flight requests at shutdown
+  int drain_timeout_s = 30;  // for accepted requests at shutdown
   // HTTP: /metrics, /healthz, /readyz (port 0: any free port).
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9090;
 };
 
-// Starts listening (health NOT_SERVING), loads the models, turns SERVING,
-// and after SIGTERM or SIGINT stops accepting, finishes the queued and
-// in-flight requests and returns OK. Fails when no default model loads or a
-// port is taken.
+class SegmentationServer {
+ public:
+  // Starts listening (health NOT_SERVING), loads and warms up the models,
+  // and turns SERVING. Fails when no default model loads or a port is taken.
+  static absl::StatusOr<std::unique_ptr<SegmentationServer>> Start(
+      const ServerOptions& options);
+  ~SegmentationServer();
+
+  // Turns NOT_SERVING, stops accepting calls, finishes the accepted ones
+  // (within the drain timeout) and stops the workers.
+  void Drain();
+
+  int port() const { return port_; }
+  int metrics_port() const { return http_->port(); }
+  const ModelManager& models() const { return models_; }
+
+ private:
+  SegmentationServer(const ServerOptions& options,
+                     std::vector<std::string> devices);
+  void SetServing(bool serving);
+
+  const ServerOptions options_;
+  const std::vector<std::string> slot_devices_;  // device of each instance
+  ServerMetrics metrics_;
+  ModelManager models_;
+  SegmentExecutor executor_;
+  std::atomic<bool> ready_{false};
+  std::unique_ptr<HttpEndpoints> http_;
+  std::unique_ptr<SegmentationService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  bool drained_ = false;
+};
+
+// Serves until SIGTERM or SIGINT, then drains and returns OK.
 absl::Status RunServer(const ServerOptions& options);
 
 }  // namespace unet

@@ -19,6 +19,16 @@ using segmentation::v1::ModelInfo;
 using segmentation::v1::SegmentRequest;
 using segmentation::v1::SegmentResponse;
 
+// Returns the call's deadline; none (infinite) when the client set none.
+absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline - std::chrono::system_clock::now() >
+      std::chrono::hours(24 * 365)) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
 ModelInfo DescribeModel(const LoadedModel& model) {
   const ModelConfig& config = model.config;
   ModelInfo info;
@@ -30,7 +40,7 @@ ModelInfo DescribeModel(const LoadedModel& model) {
   *info.mutable_class_names() = config.class_names();
   *info.mutable_valid_input_sizes() = config.valid_input_sizes();
   info.set_context_margin(ContextMargin(config.architecture().channels_size()));
-  info.set_device(model.engine->device());
+  info.set_device(model.devices());
   info.mutable_training_metrics()->insert(config.training().metrics().begin(),
                                           config.training().metrics().end());
   return info;
@@ -58,6 +68,9 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
   if (!SegmentRequest::ResizeMode_IsValid(request.resize_mode())) {
     return absl::InvalidArgumentError("unknown resize_mode");
   }
+  if (!SegmentRequest::Priority_IsValid(request.priority())) {
+    return absl::InvalidArgumentError("unknown priority");
+  }
   if (!segmentation::v1::MaskEncoding_IsValid(request.mask_encoding())) {
     return absl::InvalidArgumentError("unknown mask_encoding");
   }
@@ -67,6 +80,7 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
                    DecodeImage(request.image(), options_.max_pixels));
   ASSIGN_OR_RETURN(job->image, Preprocess(pixels, job->model->config));
   job->include_probabilities = request.include_probabilities();
+  job->priority = request.priority();
   job->mask_encoding = request.mask_encoding();
   job->response = response;
   response->set_request_id(request.request_id());
@@ -124,7 +138,9 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
                   job.status());
     return reactor;
   }
-  // Request and response live until Finish.
+  (*job)->deadline = DeadlineOf(*context);
+  // The context, like request and response, lives until Finish.
+  (*job)->cancelled = [context] { return context->IsCancelled(); };
   (*job)->done = [this, reactor, request, response, model,
                   received](const absl::Status& status) {
     FinishSegment(reactor, *request, *response, model.get(), received, status);

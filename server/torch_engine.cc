@@ -15,6 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "model/model_repository.h"
 #include "model/unet.h"
@@ -34,8 +36,12 @@ std::string Describe(const std::exception& e) {
 
 class TorchEngine final : public InferenceEngine {
  public:
-  TorchEngine(torch::Device device, ForwardFn forward)
-      : device_(device), forward_(std::move(forward)) {}
+  TorchEngine(torch::Device device, torch::ScalarType dtype, bool channels_last,
+              ForwardFn forward)
+      : device_(device),
+        dtype_(dtype),
+        channels_last_(channels_last),
+        forward_(std::move(forward)) {}
 
   absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) override {
     int64_t elements = 1;
@@ -47,10 +53,18 @@ class TorchEngine final : public InferenceEngine {
     try {
       c10::InferenceMode inference_mode;
       // from_blob does not copy; the batch outlives the call.
-      const torch::Tensor input =
+      torch::Tensor input =
           torch::from_blob(const_cast<float*>(batch.values.data()), batch.shape,
-                           torch::kFloat32)
-              .to(device_);
+                           torch::kFloat32);
+      if (device_.is_cuda()) {
+        // Stage in pinned memory so that the copy to the GPU is a DMA.
+        input = input.pin_memory().to(device_, dtype_, /*non_blocking=*/true);
+      } else {
+        input = input.to(dtype_);
+      }
+      if (channels_last_) {
+        input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+      }
       const torch::Tensor logits =
           forward_(input).to(torch::kCPU, torch::kFloat32).contiguous();
       FloatTensor result;
@@ -67,8 +81,31 @@ class TorchEngine final : public InferenceEngine {
 
  private:
   const torch::Device device_;
+  const torch::ScalarType dtype_;
+  const bool channels_last_;
   ForwardFn forward_;
 };
+
+torch::ScalarType DtypeOf(const std::string& precision) {
+  if (precision == "fp16") return torch::kHalf;
+  if (precision == "bf16") return torch::kBFloat16;
+  return torch::kFloat32;
+}
+
+// Moves parameters and buffers to the device and dtype, and 4-D weights to
+// channels-last when asked.
+template <typename Params>
+void Place(Params params, const EngineOptions& options) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device(options.device);
+  for (auto param : params) {
+    torch::Tensor placed = param.to(device, DtypeOf(options.precision));
+    if (options.channels_last && placed.dim() == 4) {
+      placed = placed.contiguous(torch::MemoryFormat::ChannelsLast);
+    }
+    param.set_data(placed);
+  }
+}
 
 using ShapeMap = std::map<std::string, std::vector<int64_t>>;
 
@@ -84,7 +121,7 @@ ShapeMap ParameterShapes(const torch::nn::Module& module) {
 // another architecture would load; compare against the config's instead.
 absl::StatusOr<ForwardFn> LoadLibTorch(const std::string& path,
                                        const ModelConfig& config,
-                                       torch::Device device) {
+                                       const EngineOptions& options) {
   UNet net(OptionsFromArchitecture(config.architecture()));
   const ShapeMap expected = ParameterShapes(*net);
   torch::load(net, path);
@@ -93,20 +130,25 @@ absl::StatusOr<ForwardFn> LoadLibTorch(const std::string& path,
         "the weights in model.pt do not match the architecture in model.json");
   }
   net->eval();
-  net->to(device);
+  Place(net->parameters(), options);
+  Place(net->buffers(), options);
   return ForwardFn([net](const torch::Tensor& x) mutable { return net(x); });
 }
 
-ForwardFn LoadTorchScript(const std::string& path, torch::Device device) {
-  torch::jit::Module module = torch::jit::load(path, device);
+ForwardFn LoadTorchScript(const std::string& path,
+                          const EngineOptions& options) {
+  torch::jit::Module module =
+      torch::jit::load(path, torch::Device(options.device));
   module.eval();
+  Place(module.parameters(), options);
+  Place(module.buffers(), options);
   return [module](const torch::Tensor& x) mutable {
     return module.forward({x}).toTensor();
   };
 }
 
 // Runs one pass on the smallest valid input and checks what comes out.
-absl::Status WarmUp(InferenceEngine& engine, const ModelConfig& config) {
+absl::Status CheckOutput(InferenceEngine& engine, const ModelConfig& config) {
   const auto& arch = config.architecture();
   const int levels = arch.channels_size();
   const int side = ValidInputSides(levels).minimum;
@@ -131,24 +173,68 @@ absl::Status WarmUp(InferenceEngine& engine, const ModelConfig& config) {
   return absl::OkStatus();
 }
 
+// Runs every batch size once at the padded size of a typical image, so that
+// cuDNN's autotuner has picked its kernels before the first request.
+absl::Status WarmUpBatchSizes(InferenceEngine& engine,
+                              const ModelConfig& config,
+                              const EngineOptions& options) {
+  const auto& arch = config.architecture();
+  const int levels = arch.channels_size();
+  const int side = NextValidInputSide(
+      options.warmup_image_side + 2 * ContextMargin(levels), levels);
+  for (int batch = 1; batch <= options.max_batch_size; ++batch) {
+    FloatTensor input{{batch, arch.input_channels(), side, side}, {}};
+    input.values.assign(batch * arch.input_channels() * side * side, 0.5f);
+    RETURN_IF_ERROR(engine.Forward(input).status());
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<std::string> ResolveDevice(const std::string& requested) {
+absl::StatusOr<std::vector<std::string>> ResolveDevices(
+    const std::string& requested) {
   const bool cuda = torch::cuda::is_available();
-  if (requested.empty()) return std::string(cuda ? "cuda:0" : "cpu");
-  if (requested == "cpu") return requested;
-  int index = 0;
-  if (requested != "cuda" &&
-      !(absl::StartsWith(requested, "cuda:") &&
-        absl::SimpleAtoi(requested.substr(5), &index) && index >= 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device \"", requested, "\" is not cpu, cuda or cuda:N"));
+  if (requested.empty())
+    return std::vector<std::string>{cuda ? "cuda:0" : "cpu"};
+  std::vector<std::string> devices;
+  for (absl::string_view name : absl::StrSplit(requested, ',')) {
+    if (name == "cpu") {
+      devices.emplace_back(name);
+      continue;
+    }
+    int index = 0;
+    if (name != "cuda" && !(absl::ConsumePrefix(&name, "cuda:") &&
+                            absl::SimpleAtoi(name, &index) && index >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device \"", requested, "\" is not cpu, cuda or cuda:N"));
+    }
+    if (!cuda || index >= static_cast<int>(torch::cuda::device_count())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device cuda:", index, " is not available"));
+    }
+    devices.push_back(absl::StrCat("cuda:", index));
   }
-  if (!cuda || index >= static_cast<int>(torch::cuda::device_count())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device ", requested, " is not available"));
+  return devices;
+}
+
+absl::Status CheckPrecision(const std::string& precision,
+                            const std::string& device) {
+  if (precision != "fp32" && precision != "fp16" && precision != "bf16") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "precision \"", precision, "\" is not fp32, fp16 or bf16"));
   }
-  return absl::StrCat("cuda:", index);
+  // LibTorch's CPU kernels lack half precision for some U-Net layers (1.13
+  // has no bf16 transposed convolution).
+  if (precision != "fp32" && device == "cpu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(precision, " needs a CUDA device"));
+  }
+  return absl::OkStatus();
+}
+
+void SetCpuThreads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
 }
 
 std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
@@ -171,26 +257,33 @@ std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
 
 absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     const std::filesystem::path& version_dir, const ModelConfig& config,
-    const std::string& device) {
+    const EngineOptions& options) {
+  RETURN_IF_ERROR(CheckPrecision(options.precision, options.device));
   const std::string path = (version_dir / kWeightsFile).string();
   std::unique_ptr<InferenceEngine> engine;
   try {
-    const torch::Device torch_device(device);
+    const torch::Device device(options.device);
+    if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
     ForwardFn forward;
     if (config.format() == kFormatTorchScript) {
-      forward = LoadTorchScript(path, torch_device);
+      forward = LoadTorchScript(path, options);
     } else {
-      ASSIGN_OR_RETURN(forward, LoadLibTorch(path, config, torch_device));
+      ASSIGN_OR_RETURN(forward, LoadLibTorch(path, config, options));
     }
-    engine = std::make_unique<TorchEngine>(torch_device, std::move(forward));
+    engine = std::make_unique<TorchEngine>(device, DtypeOf(options.precision),
+                                           options.channels_last,
+                                           std::move(forward));
   } catch (const std::exception& e) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot load ", path, ": ", Describe(e)));
   }
-  const absl::Status warm = WarmUp(*engine, config);
-  if (!warm.ok()) {
+  absl::Status ready = CheckOutput(*engine, config);
+  if (ready.ok() && torch::Device(options.device).is_cuda()) {
+    ready = WarmUpBatchSizes(*engine, config, options);
+  }
+  if (!ready.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat(version_dir.string(), ": ", warm.message()));
+        absl::StrCat(version_dir.string(), ": ", ready.message()));
   }
   return engine;
 }

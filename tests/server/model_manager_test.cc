@@ -33,16 +33,16 @@ class ModelManagerTest : public ::testing::Test {
   ModelManager Manager(const std::string& default_model = "") {
     return ModelManager(
         root_, default_model,
-        [this](const fs::path& dir, const ModelConfig&)
-            -> absl::StatusOr<std::unique_ptr<InferenceEngine>> {
+        [this](const fs::path& dir, const ModelConfig&,
+               int slot) -> absl::StatusOr<std::unique_ptr<InferenceEngine>> {
           std::ifstream weights(dir / kWeightsFile);
           std::string contents;
           weights >> contents;
-          loaded_.push_back(dir);
+          if (slot == 0) loaded_.push_back(dir);
           if (contents == "bad") return absl::DataLossError("corrupt");
           return std::make_unique<FakeEngine>();
         },
-        metrics_);
+        /*slots=*/2, metrics_);
   }
 
   fs::path root_;
@@ -62,7 +62,9 @@ TEST_F(ModelManagerTest, LoadsTheNewestVersionOfEachModel) {
   EXPECT_EQ((*unet)->version, 3);
   EXPECT_EQ((*manager.Find("other", 0))->version, 2);
   EXPECT_EQ((*manager.Find("unet", 3))->version, 3);
-  EXPECT_EQ(loaded_.size(), 2u);  // version 1 was never loaded
+  EXPECT_EQ(loaded_.size(), 2u);           // version 1 was never loaded
+  EXPECT_EQ((*unet)->engines.size(), 2u);  // one per slot
+  EXPECT_EQ((*unet)->devices(), "fake");
 }
 
 TEST_F(ModelManagerTest, FallsBackToAnOlderVersionWhenTheNewestFails) {
@@ -130,7 +132,7 @@ TEST_F(ModelManagerTest, IsUnavailableUntilLoaded) {
 }
 
 TEST_F(ModelManagerTest, MissingRootIsAnError) {
-  ModelManager manager(root_ / "absent", "", nullptr, metrics_);
+  ModelManager manager(root_ / "absent", "", nullptr, 1, metrics_);
   EXPECT_EQ(manager.LoadAll().code(), absl::StatusCode::kUnavailable);
 }
 

@@ -199,6 +199,8 @@ TEST_F(SegmentationServerTest, HealthSaysServing) {
   auto health = grpc::health::v1::Health::NewStub(server_->channel());
   for (const char* service : {"", "segmentation.v1.Segmentation"}) {
     grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
@@ -210,6 +212,8 @@ TEST_F(SegmentationServerTest, HealthSaysServing) {
 
 TEST_F(SegmentationServerTest, DescribesTheModel) {
   grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
   ModelInfo info;
   ASSERT_TRUE(Segmentation::NewStub(server_->channel())
                   ->GetModelInfo(&context, GetModelInfoRequest(), &info)
@@ -226,6 +230,8 @@ TEST_F(SegmentationServerTest, DescribesTheModel) {
   EXPECT_EQ(info.device(), "cpu");
 
   grpc::ClientContext missing_context;
+  missing_context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::seconds(10));
   GetModelInfoRequest missing;
   missing.set_model("nope");
   EXPECT_EQ(Segmentation::NewStub(server_->channel())

@@ -41,14 +41,19 @@ std::string ReadFile(const fs::path& path) {
 }
 
 pid_t Spawn(const std::vector<std::string>& argv, const fs::path& log) {
+  // Everything the child needs is prepared before fork: between fork and
+  // exec only async-signal-safe calls are allowed (no malloc), as other
+  // threads of this process may hold its locks.
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const std::string log_path = log.string();
   const pid_t pid = fork();
   if (pid == 0) {
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int out =
+        ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
     dup2(out, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }

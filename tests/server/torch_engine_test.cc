@@ -38,7 +38,7 @@ class TorchEngineTest : public ::testing::Test {
   absl::StatusOr<std::unique_ptr<InferenceEngine>> Load(const fs::path& dir) {
     const auto config = ReadModelConfig(dir / kConfigFile);
     EXPECT_TRUE(config.ok()) << config.status();
-    return LoadTorchEngine(dir, *config, "cpu");
+    return LoadTorchEngine(dir, *config, EngineOptions());
   }
 
   fs::path root_;
@@ -109,19 +109,60 @@ TEST_F(TorchEngineTest, RefusesAScriptWhoseClassesDisagreeWithModelJson) {
   ASSERT_TRUE(config.ok());
   config->mutable_architecture()->set_num_classes(2);
   config->mutable_class_names()->RemoveLast();
-  EXPECT_EQ(LoadTorchEngine(dir, *config, "cpu").status().code(),
+  EXPECT_EQ(LoadTorchEngine(dir, *config, EngineOptions()).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(ResolveDeviceTest, NamesDevicesOrRefuses) {
-  EXPECT_EQ(*ResolveDevice("cpu"), "cpu");
-  const std::string automatic = *ResolveDevice("");
-  EXPECT_TRUE(automatic == "cpu" || automatic == "cuda:0") << automatic;
-  EXPECT_EQ(ResolveDevice("gpu").status().code(),
+TEST_F(TorchEngineTest, ChannelsLastGivesTheSameLogits) {
+  const fs::path dir = WriteLibTorch();
+  const auto config = ReadModelConfig(dir / kConfigFile);
+  EngineOptions nchw;
+  EngineOptions nhwc;
+  nhwc.channels_last = true;
+  const auto exact = LoadTorchEngine(dir, *config, nchw);
+  const auto fast = LoadTorchEngine(dir, *config, nhwc);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  FloatTensor input{{1, 1, 188, 204}, std::vector<float>(188 * 204)};
+  for (size_t i = 0; i < input.values.size(); ++i) {
+    input.values[i] = static_cast<float>(i % 255) / 255.0f;
+  }
+  const auto a = (*exact)->Forward(input);
+  const auto b = (*fast)->Forward(input);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->shape, b->shape);
+  double max_error = 0, max_value = 0;
+  for (size_t i = 0; i < a->values.size(); ++i) {
+    max_error =
+        std::max<double>(max_error, std::abs(a->values[i] - b->values[i]));
+    max_value = std::max<double>(max_value, std::abs(a->values[i]));
+  }
+  EXPECT_LT(max_error, 1e-4 * max_value + 1e-5);
+}
+
+TEST(ResolveDevicesTest, NamesDevicesOrRefuses) {
+  using Devices = std::vector<std::string>;
+  EXPECT_EQ(*ResolveDevices("cpu"), Devices{"cpu"});
+  const Devices automatic = *ResolveDevices("");
+  ASSERT_EQ(automatic.size(), 1u);
+  EXPECT_TRUE(automatic[0] == "cpu" || automatic[0] == "cuda:0");
+  EXPECT_EQ(ResolveDevices("gpu").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ResolveDevice("cuda:x").status().code(),
+  EXPECT_EQ(ResolveDevices("cuda:x").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ResolveDevice("cuda:99").status().code(),
+  EXPECT_EQ(ResolveDevices("cpu,cuda:99").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CheckPrecisionTest, KnowsWhatRunsWhere) {
+  EXPECT_TRUE(CheckPrecision("fp32", "cpu").ok());
+  EXPECT_TRUE(CheckPrecision("fp16", "cuda:0").ok());
+  EXPECT_TRUE(CheckPrecision("bf16", "cuda:1").ok());
+  EXPECT_EQ(CheckPrecision("bf16", "cpu").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckPrecision("fp16", "cpu").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckPrecision("int8", "cuda:0").code(),
             absl::StatusCode::kInvalidArgument);
 }
 

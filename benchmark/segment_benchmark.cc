@@ -1,0 +1,237 @@
+// segment_benchmark: what the server costs against the raw forward pass.
+//
+// Starts the real server in-process on loopback, measures the raw in-process
+// forward throughput of the same model version at the same batch size, input
+// size and precision (the limit), then sweeps the number of concurrent
+// Segment callers and prints one Markdown table.
+//
+//   build/bin/segment_benchmark --concurrency=1,4,16,64 --seconds=20
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "model/model_config.h"
+#include "model/model_repository.h"
+#include "segmentation/v1/segmentation.grpc.pb.h"
+#include "server/image_decoder.h"
+#include "server/preprocess.h"
+#include "server/segmentation_server.h"
+
+ABSL_FLAG(std::string, model_root, UNET_DEFAULT_MODEL_ROOT, "model repository");
+ABSL_FLAG(std::string, model, "", "model to benchmark (empty: the only one)");
+ABSL_FLAG(std::string, image, UNET_DEFAULT_IMAGE, "request image");
+ABSL_FLAG(std::string, device, "", "as the server's --device");
+ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 or bf16");
+ABSL_FLAG(bool, channels_last, false, "channels-last convolutions");
+ABSL_FLAG(int, instances, 1, "model instances per device");
+ABSL_FLAG(int, cpu_threads, 0, "LibTorch intra-op threads (0: default)");
+ABSL_FLAG(int, max_batch_size, 8, "server batch limit and raw batch size");
+ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
+ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");
+ABSL_FLAG(double, seconds, 20, "measured seconds per concurrency level");
+
+namespace unet {
+namespace {
+
+using segmentation::v1::Segmentation;
+using segmentation::v1::SegmentRequest;
+using segmentation::v1::SegmentResponse;
+
+struct LevelResult {
+  int concurrency = 0;
+  int completed = 0, failed = 0;
+  double seconds = 0;
+  double p50_ms = 0, p95_ms = 0, p99_ms = 0, mean_batch = 0;
+};
+
+double Percentile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t at = static_cast<size_t>(q * (values.size() - 1) + 0.5);
+  return values[at];
+}
+
+// Returns images per second of `engine` on batches of `batch` copies of
+// `image`, timed over at least `seconds` after two untimed passes.
+absl::StatusOr<double> RawThroughput(InferenceEngine& engine,
+                                     const PreparedImage& image, int batch,
+                                     double seconds) {
+  FloatTensor input{
+      {batch, image.channels, image.padded_height, image.padded_width}, {}};
+  for (int i = 0; i < batch; ++i) {
+    input.values.insert(input.values.end(), image.chw.begin(), image.chw.end());
+  }
+  for (int i = 0; i < 2; ++i) RETURN_IF_ERROR(engine.Forward(input).status());
+  const absl::Time start = absl::Now();
+  int passes = 0;
+  while (absl::ToDoubleSeconds(absl::Now() - start) < seconds || passes < 3) {
+    RETURN_IF_ERROR(engine.Forward(input).status());
+    ++passes;
+  }
+  return passes * batch / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+LevelResult RunLevel(const std::string& address, const std::string& image,
+                     int concurrency, double seconds) {
+  SegmentRequest request;
+  request.set_model(absl::GetFlag(FLAGS_model));
+  request.mutable_image()->set_encoded(image);
+  std::atomic<bool> measuring{false}, stop{false};
+  std::vector<std::vector<double>> latencies(concurrency);
+  std::vector<std::vector<int>> batches(concurrency);
+  std::atomic<int> failed{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < concurrency; ++c) {
+    callers.emplace_back([&, c] {
+      auto stub = Segmentation::NewStub(
+          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      while (!stop) {
+        grpc::ClientContext context;
+        SegmentResponse response;
+        const auto begin = std::chrono::steady_clock::now();
+        const grpc::Status status = stub->Segment(&context, request, &response);
+        const double ms = std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - begin)
+                              .count();
+        if (!measuring) continue;  // warm-up, or a call that began before
+        if (!status.ok()) {
+          ++failed;
+          continue;
+        }
+        latencies[c].push_back(ms);
+        batches[c].push_back(response.timing().batch_size());
+      }
+    });
+  }
+  // Let every caller finish one call before measuring.
+  absl::SleepFor(absl::Seconds(std::min(5.0, seconds / 4)));
+  measuring = true;
+  const absl::Time start = absl::Now();
+  absl::SleepFor(absl::Seconds(seconds));
+  measuring = false;
+  LevelResult result;
+  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  stop = true;
+  for (auto& caller : callers) caller.join();
+
+  std::vector<double> all;
+  double batch_sum = 0;
+  for (int c = 0; c < concurrency; ++c) {
+    all.insert(all.end(), latencies[c].begin(), latencies[c].end());
+    for (int b : batches[c]) batch_sum += b;
+  }
+  result.concurrency = concurrency;
+  result.completed = static_cast<int>(all.size());
+  result.failed = failed;
+  result.p50_ms = Percentile(all, 0.50);
+  result.p95_ms = Percentile(all, 0.95);
+  result.p99_ms = Percentile(all, 0.99);
+  result.mean_batch = all.empty() ? 0 : batch_sum / all.size();
+  return result;
+}
+
+absl::Status Run() {
+  ServerOptions options;
+  options.address = "127.0.0.1";
+  options.port = 0;
+  options.metrics_address = "127.0.0.1";
+  options.metrics_port = 0;
+  options.model_root = absl::GetFlag(FLAGS_model_root);
+  options.default_model = absl::GetFlag(FLAGS_model);
+  options.devices = absl::GetFlag(FLAGS_device);
+  options.instances_per_device = absl::GetFlag(FLAGS_instances);
+  options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
+  options.engine.precision = absl::GetFlag(FLAGS_precision);
+  options.engine.channels_last = absl::GetFlag(FLAGS_channels_last);
+  options.batcher.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  options.batcher.max_queue_delay =
+      absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  options.batcher.max_queue_size = 1024;
+  ASSIGN_OR_RETURN(std::unique_ptr<SegmentationServer> server,
+                   SegmentationServer::Start(options));
+  ASSIGN_OR_RETURN(const std::shared_ptr<const LoadedModel> model,
+                   server->models().Find(options.default_model, 0));
+
+  // The raw limit: the same version, device and precision, in-process.
+  std::ifstream file(absl::GetFlag(FLAGS_image), std::ios::binary);
+  std::stringstream bytes;
+  bytes << file.rdbuf();
+  segmentation::v1::Image image;
+  image.set_encoded(bytes.str());
+  ASSIGN_OR_RETURN(const cv::Mat pixels, DecodeImage(image, int64_t{1} << 30));
+  ASSIGN_OR_RETURN(const PreparedImage prepared,
+                   Preprocess(pixels, model->config));
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const int batch = options.batcher.max_batch_size;
+  InferenceEngine& engine = *model->engines.front();
+  ASSIGN_OR_RETURN(const double raw_batch,
+                   RawThroughput(engine, prepared, batch, seconds));
+  ASSIGN_OR_RETURN(const double raw_single,
+                   RawThroughput(engine, prepared, 1, seconds));
+
+  std::cout << absl::StrFormat(
+      "model %s v%d (%s, channels %s), device %s, precision %s%s, "
+      "image %dx%d -> input %dx%d, max_batch_size %d, "
+      "max_queue_delay_us %d, instances %d\n\n",
+      model->name, model->version, model->config.format(),
+      absl::StrJoin(model->config.architecture().channels(), "/"),
+      model->devices(), options.engine.precision,
+      options.engine.channels_last ? " channels-last" : "", prepared.width,
+      prepared.height, prepared.padded_width, prepared.padded_height, batch,
+      absl::GetFlag(FLAGS_max_queue_delay_us), options.instances_per_device);
+  std::cout << absl::StrFormat(
+      "raw forward: batch %d %.2f images/s; batch 1 %.2f images/s "
+      "(%.1f ms per image)\n\n",
+      batch, raw_batch, raw_single, 1000.0 / raw_single);
+  std::cout << "| concurrency | images/s | vs raw batch " << batch
+            << " | p50 ms | p95 ms | p99 ms | mean batch | completed | failed "
+               "|\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  const std::string address = absl::StrCat("127.0.0.1:", server->port());
+  for (absl::string_view level :
+       absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
+    int concurrency = 0;
+    if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
+      return absl::InvalidArgumentError("bad --concurrency");
+    }
+    const LevelResult r = RunLevel(address, bytes.str(), concurrency, seconds);
+    const double throughput = r.completed / r.seconds;
+    std::cout << absl::StrFormat(
+                     "| %d | %.2f | %.2f | %.1f | %.1f | %.1f | %.2f | %d | %d "
+                     "|",
+                     r.concurrency, throughput, throughput / raw_batch,
+                     r.p50_ms, r.p95_ms, r.p99_ms, r.mean_batch, r.completed,
+                     r.failed)
+              << std::endl;
+  }
+  server->Drain();
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace unet
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const absl::Status status = unet::Run();
+  if (!status.ok()) {
+    std::cerr << "segment_benchmark: " << status << "\n";
+    return 1;
+  }
+  return 0;
+}
