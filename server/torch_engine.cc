@@ -51,6 +51,12 @@ class TorchEngine final : public InferenceEngine {
       return absl::InvalidArgumentError("batch is not a dense NCHW tensor");
     }
     try {
+      // OpenMP keeps its thread count per calling thread; without this a
+      // worker thread runs LibTorch's CPU kernels on fewer threads than the
+      // process was given.
+      static thread_local const bool threads_set =
+          (at::init_num_threads(), true);
+      (void)threads_set;
       c10::InferenceMode inference_mode;
       // from_blob does not copy; the batch outlives the call.
       torch::Tensor input =
