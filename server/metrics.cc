@@ -198,6 +198,17 @@ void ServerMetrics::RecordModelLoaded(const std::string& model, int64_t version,
       .Set(1);
 }
 
+void ServerMetrics::RecordModelUnloaded(const std::string& model,
+                                        int64_t version,
+                                        const std::string& format,
+                                        const std::string& device) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  version_info_.Remove(&version_info_.Add({{"model", model},
+                                           {"version", absl::StrCat(version)},
+                                           {"format", format},
+                                           {"device", device}}));
+}
+
 void ServerMetrics::RecordModelLoadFailed(const std::string& model) {
   ForModel(model).load_failures_->Increment();
 }

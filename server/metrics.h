@@ -91,6 +91,10 @@ class ServerMetrics {
                          const std::string& format, const std::string& device,
                          absl::Duration load_time);
   void RecordModelLoadFailed(const std::string& model);
+  // Removes a version's info series once it is out of service.
+  void RecordModelUnloaded(const std::string& model, int64_t version,
+                           const std::string& format,
+                           const std::string& device);
 
   // Refreshes the scrape-time gauges and returns the text exposition.
   std::string Scrape(const ScrapeSources& sources);

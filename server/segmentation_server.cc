@@ -48,7 +48,8 @@ SegmentationServer::SegmentationServer(const ServerOptions& options,
             engine.max_batch_size = options_.batcher.max_batch_size;
             return LoadTorchEngine(dir, config, engine);
           },
-          static_cast<int>(slot_devices_.size()), metrics_),
+          static_cast<int>(slot_devices_.size()), metrics_,
+          options.pinned_versions),
       executor_({options.batcher, static_cast<int>(slot_devices_.size())}) {}
 
 absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
@@ -100,6 +101,9 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
             {"devices", absl::StrJoin(server->slot_devices_, ",")}});
 
   RETURN_IF_ERROR(server->models_.LoadAll());
+  server->watcher_ = std::make_unique<ModelWatcher>(
+      options.model_root, options.poll_interval,
+      [s = server.get()] { s->models_.Reconcile(); });
   server->SetServing(true);
   LogEvent("serving", {{"default_model", server->models_.default_model()}});
   return server;
@@ -119,6 +123,7 @@ void SegmentationServer::SetServing(bool serving) {
 void SegmentationServer::Drain() {
   if (drained_) return;
   drained_ = true;
+  watcher_.reset();  // no reloads while draining
   if (grpc_server_ != nullptr) {
     SetServing(false);
     // New calls are refused from here; Shutdown waits (up to the drain

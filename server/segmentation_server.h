@@ -16,6 +16,7 @@
 #include "server/http_endpoints.h"
 #include "server/metrics.h"
 #include "server/model_manager.h"
+#include "server/model_watcher.h"
 #include "server/segment_executor.h"
 #include "server/segmentation_service.h"
 #include "server/torch_engine.h"
@@ -26,7 +27,11 @@ struct ServerOptions {
   std::string address = "0.0.0.0";
   int port = 50051;  // 0: any free port
   std::string model_root;
-  std::string default_model;  // empty: the root's only model
+  std::string default_model;    // empty: the root's only model
+  VersionPins pinned_versions;  // models not named serve their newest
+  // The root is watched with inotify and also polled at this interval
+  // (negative: no polling).
+  absl::Duration poll_interval = absl::Seconds(10);
   // Comma-separated devices; empty: cuda:0 when available, else cpu.
   std::string devices;
   int instances_per_device = 1;  // model instances, each with a worker
@@ -72,6 +77,7 @@ class SegmentationServer {
   std::unique_ptr<HttpEndpoints> http_;
   std::unique_ptr<SegmentationService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<ModelWatcher> watcher_;
   int port_ = 0;
   bool drained_ = false;
 };

@@ -29,7 +29,8 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-ModelInfo DescribeModel(const LoadedModel& model) {
+ModelInfo DescribeModel(const LoadedModel& model,
+                        const std::vector<VersionStatus>& versions) {
   const ModelConfig& config = model.config;
   ModelInfo info;
   info.set_name(model.name);
@@ -159,7 +160,9 @@ grpc::ServerUnaryReactor* SegmentationService::GetModelInfo(
   const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const auto model = models_.Find(request->model(), request->model_version());
-  if (model.ok()) *response = DescribeModel(**model);
+  if (model.ok()) {
+    *response = DescribeModel(**model, models_.Versions((*model)->name));
+  }
   ModelMetrics& metrics =
       model.ok() ? *(*model)->metrics : metrics_.unknown_model();
   metrics.RecordModelInfo(model.status(), absl::Now() - received);
@@ -170,6 +173,23 @@ grpc::ServerUnaryReactor* SegmentationService::GetModelInfo(
               {"message", model.status().message()}});
   }
   reactor->Finish(ToGrpcStatus(model.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SegmentationService::ListModels(
+    grpc::CallbackServerContext* context,
+    const segmentation::v1::ListModelsRequest* /*request*/,
+    segmentation::v1::ListModelsResponse* response) {
+  for (const std::string& name : models_.ModelNames()) {
+    segmentation::v1::ModelStatus* model = response->add_models();
+    model->set_name(name);
+    model->set_is_default(name == models_.default_model());
+    for (const VersionStatus& version : models_.Versions(name)) {
+      *model->add_versions() = version;
+    }
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 

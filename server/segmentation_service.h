@@ -36,6 +36,11 @@ class SegmentationService final
       const segmentation::v1::GetModelInfoRequest* request,
       segmentation::v1::ModelInfo* response) override;
 
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const segmentation::v1::ListModelsRequest* request,
+      segmentation::v1::ListModelsResponse* response) override;
+
  private:
   // Validates the request and turns its image into input for `model`.
   absl::StatusOr<std::unique_ptr<SegmentJob>> Admit(

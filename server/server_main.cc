@@ -16,6 +16,11 @@ ABSL_FLAG(
     "model repository: MODEL_ROOT/<name>/<version>/{model.pt,model.json}");
 ABSL_FLAG(std::string, default_model, "",
           "model for requests that name none (empty: the root's only model)");
+ABSL_FLAG(std::string, model_versions, "",
+          "pinned versions, e.g. \"unet:3,5;other:1\"; models not named serve "
+          "their newest loadable version");
+ABSL_FLAG(int, poll_interval_s, 10,
+          "also look for new versions this often, besides inotify (-1: never)");
 ABSL_FLAG(std::string, device, "",
           "cpu, cuda, cuda:N, or a comma-separated list such as "
           "cuda:0,cuda:1 (empty: cuda:0 when available, else cpu)");
@@ -53,6 +58,14 @@ int main(int argc, char** argv) {
   options.model_root = absl::GetFlag(FLAGS_model_root);
   options.default_model = absl::GetFlag(FLAGS_default_model);
   options.devices = absl::GetFlag(FLAGS_device);
+  options.poll_interval = absl::Seconds(absl::GetFlag(FLAGS_poll_interval_s));
+  const auto pins = unet::ParseVersionPins(absl::GetFlag(FLAGS_model_versions));
+  if (!pins.ok()) {
+    std::cerr << "segmentation_server: --model_versions: "
+              << pins.status().message() << "\n";
+    return 2;
+  }
+  options.pinned_versions = *pins;
   options.instances_per_device = absl::GetFlag(FLAGS_instances);
   options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
   options.engine.precision = absl::GetFlag(FLAGS_precision);

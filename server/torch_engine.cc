@@ -8,6 +8,7 @@
 
 // CUDA builds of LibTorch bring the CUDA runtime's headers; CPU builds do not.
 #if __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #define UNET_HAVE_CUDA_RUNTIME 1
 #endif
@@ -84,6 +85,15 @@ class TorchEngine final : public InferenceEngine {
   }
 
   std::string device() const override { return device_.str(); }
+
+  ~TorchEngine() override {
+    forward_ = nullptr;  // frees the module's weights
+#ifdef UNET_HAVE_CUDA_RUNTIME
+    // Hand the freed blocks back to the driver, so that a reload does not
+    // leave the card's memory with LibTorch's cache.
+    if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  }
 
  private:
   const torch::Device device_;

@@ -1,5 +1,6 @@
 #include "server/model_manager.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "gtest/gtest.h"
@@ -30,7 +31,8 @@ class ModelManagerTest : public ::testing::Test {
         << ModelConfigToJson(DefaultModelConfig(1, 2, {2, 4, 8, 16, 32}));
   }
 
-  ModelManager Manager(const std::string& default_model = "") {
+  ModelManager Manager(const std::string& default_model = "",
+                       VersionPins pins = {}) {
     return ModelManager(
         root_, default_model,
         [this](const fs::path& dir, const ModelConfig&,
@@ -42,7 +44,7 @@ class ModelManagerTest : public ::testing::Test {
           if (contents == "bad") return absl::DataLossError("corrupt");
           return std::make_unique<FakeEngine>();
         },
-        /*slots=*/2, metrics_);
+        /*slots=*/2, metrics_, std::move(pins));
   }
 
   fs::path root_;
@@ -129,6 +131,80 @@ TEST_F(ModelManagerTest, IsUnavailableUntilLoaded) {
             absl::StatusCode::kUnavailable);
   ASSERT_TRUE(manager.LoadAll().ok());
   EXPECT_TRUE(manager.Find("", 0).ok());
+}
+
+using State = VersionStatus::State;
+
+std::map<int64_t, State> States(const ModelManager& manager,
+                                const std::string& name) {
+  std::map<int64_t, State> states;
+  for (const auto& v : manager.Versions(name)) states[v.version()] = v.state();
+  return states;
+}
+
+TEST_F(ModelManagerTest, ReconcileSwapsInANewVersionAndReleasesTheOld) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  std::shared_ptr<const LoadedModel> in_flight = *manager.Find("", 0);
+  std::weak_ptr<const LoadedModel> old_version = in_flight;
+
+  MakeVersion("unet", 2);
+  manager.Reconcile();
+  EXPECT_EQ((*manager.Find("", 0))->version, 2);
+  EXPECT_EQ(manager.Find("unet", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  // A request admitted with version 1 still holds it...
+  EXPECT_EQ(in_flight->version, 1);
+  EXPECT_FALSE(old_version.expired());
+  // ...and it is freed after that request.
+  in_flight.reset();
+  EXPECT_TRUE(old_version.expired());
+  EXPECT_EQ(States(manager, "unet"),
+            (std::map<int64_t, State>{{1, VersionStatus::UNLOADED},
+                                      {2, VersionStatus::AVAILABLE}}));
+}
+
+TEST_F(ModelManagerTest, ABadVersionIsSkippedOnceAndTheGoodOneServes) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  MakeVersion("unet", 2, "bad");
+  manager.Reconcile();
+  manager.Reconcile();
+  EXPECT_EQ((*manager.Find("", 0))->version, 1);
+  EXPECT_EQ(States(manager, "unet")[2], VersionStatus::FAILED);
+  // Tried once: the first load of v1 and v2 on two slots, and one failure.
+  EXPECT_EQ(std::count(loaded_.begin(), loaded_.end(), root_ / "unet" / "2"),
+            1);
+  EXPECT_NE(metrics_.Scrape({}).find(
+                "segmentation_model_load_failures_total{model=\"unet\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ModelManagerTest, AnUnreadableRootUnloadsNothing) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  fs::rename(root_, root_.string() + ".away");  // the mount blinks
+  manager.Reconcile();
+  EXPECT_TRUE(manager.Find("", 0).ok());
+  fs::rename(root_.string() + ".away", root_);
+  fs::remove_all(root_ / "unet");  // every version vanished
+  manager.Reconcile();
+  EXPECT_TRUE(manager.Find("", 0).ok());
+}
+
+TEST_F(ModelManagerTest, PinnedVersionsAreServedTogether) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 2);
+  MakeVersion("unet", 3);
+  ModelManager manager = Manager("", {{"unet", {1, 2}}});
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ((*manager.Find("unet", 1))->version, 1);
+  EXPECT_EQ((*manager.Find("unet", 2))->version, 2);
+  EXPECT_EQ((*manager.Find("unet", 0))->version, 2);  // newest of the pins
+  EXPECT_FALSE(manager.Find("unet", 3).ok());
 }
 
 TEST_F(ModelManagerTest, MissingRootIsAnError) {
