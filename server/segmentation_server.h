@@ -38,7 +38,7 @@ struct ServerOptions {
   int cpu_threads = 0;           // LibTorch intra-op threads; 0: its default
   EngineOptions engine;          // device is filled per instance
   ServiceOptions service;
-  BatcherOptions batcher;
+  BatcherOptions batcher;  // max_batch_size 0: 8 with a GPU, 1 on CPU
   // Large enough for a 16-bit 4096x4096 image, raw or PNG.
   int max_receive_message_bytes = 64 << 20;
   int drain_timeout_s = 30;  // for accepted requests at shutdown

@@ -37,7 +37,8 @@ ABSL_FLAG(int64_t, max_pixels, int64_t{4096} * 4096,
           "largest image accepted, in pixels");
 ABSL_FLAG(int, max_queue_size, 256,
           "requests that may wait for the engine; more get RESOURCE_EXHAUSTED");
-ABSL_FLAG(int, max_batch_size, 8, "most requests per forward pass");
+ABSL_FLAG(int, max_batch_size, 0,
+          "most requests per forward pass (0: 8 with a GPU, 1 on CPU)");
 ABSL_FLAG(int, max_queue_delay_us, 2000,
           "how long the first request of a batch may wait for company");
 ABSL_FLAG(int, metrics_port, 9090,
@@ -79,11 +80,12 @@ int main(int argc, char** argv) {
   options.drain_timeout_s = absl::GetFlag(FLAGS_drain_timeout_s);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
-  if (options.batcher.max_batch_size < 1 ||
-      options.batcher.max_queue_size < 1 || options.instances_per_device < 1 ||
-      options.service.max_pixels < 1) {
-    std::cerr << "segmentation_server: --max_batch_size, --max_queue_size, "
-                 "--instances and --max_pixels must be positive\n";
+  if (absl::GetFlag(FLAGS_max_batch_size) < 0 ||
+      absl::GetFlag(FLAGS_max_queue_size) < 1 ||
+      options.instances_per_device < 1 || options.service.max_pixels < 1) {
+    std::cerr << "segmentation_server: --max_queue_size, --instances and "
+                 "--max_pixels must be positive, --max_batch_size not "
+                 "negative\n";
     return 2;
   }
   const absl::Status status = unet::RunServer(options);

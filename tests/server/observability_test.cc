@@ -100,6 +100,7 @@ class ObservabilityTest : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
+    if (server_ == nullptr) return;  // SetUpTestSuite failed and said why
     EXPECT_EQ(server_->Stop(SIGTERM), 0) << server_->log();
     delete server_;
     delete root_;

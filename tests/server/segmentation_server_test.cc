@@ -87,6 +87,7 @@ class SegmentationServerTest : public ::testing::Test {
   }
 
   static void TearDownTestSuite() {
+    if (server_ == nullptr) return;  // SetUpTestSuite failed and said why
     EXPECT_EQ(server_->Stop(SIGTERM), 0)
         << "server did not exit cleanly on SIGTERM:\n"
         << server_->log();
