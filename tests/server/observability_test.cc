@@ -9,11 +9,13 @@
 #include <fstream>
 #include <future>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 #include "tests/server/server_process.h"
@@ -305,6 +307,13 @@ TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
   }
   ASSERT_EQ(in_flight, kCalls);
   kill(process->pid(), SIGTERM);
+  // While it drains, load balancers are told to look elsewhere.
+  int readiness = 0;
+  for (int i = 0; i < 200 && readiness != 503; ++i) {
+    readiness = testing::HttpGet(process->metrics_port(), "/readyz", &body);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(readiness, 503);
 
   for (auto& call : calls) {
     const grpc::Status status = call.get();
@@ -316,6 +325,58 @@ TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
   EXPECT_THAT(process->log(), HasSubstr("event=stopped"));
   // Once stopped, nothing is accepted.
   EXPECT_FALSE(Segment(process->channel(), ImageRequest(image)).ok());
+}
+
+TEST(LifecycleTest, NotServingUntilTheModelIsLoadedAndWarm) {
+  // A full-width U-Net (31 M parameters) takes a while to load and check.
+  const fs::path root = fs::path(::testing::TempDir()) / "slow_models";
+  ExportModel(root, 64);
+  const int port = testing::FreePort(), metrics_port = testing::FreePort();
+  const pid_t pid = testing::Spawn(
+      {SERVER_BIN, "--address=127.0.0.1", absl::StrCat("--port=", port),
+       "--metrics_address=127.0.0.1",
+       absl::StrCat("--metrics_port=", metrics_port),
+       "--model_root=" + root.string(), "--device=cpu"},
+      fs::path(::testing::TempDir()) / "slow_server.log");
+  // Connect only once the port listens, so that the channel is not in
+  // reconnect back-off while the model loads.
+  std::string body;
+  while (!testing::CanConnect(port)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  std::set<int> seen;  // health states observed, in order of first sight
+  std::vector<int> order;
+  bool not_ready_over_http = false;
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(500));
+    grpc::health::v1::HealthCheckResponse response;
+    if (health->Check(&context, {}, &response).ok()) {
+      if (seen.insert(response.status()).second) {
+        order.push_back(response.status());
+      }
+      if (response.status() != grpc::health::v1::HealthCheckResponse::SERVING &&
+          testing::HttpGet(metrics_port, "/readyz", &body) == 503) {
+        not_ready_over_http = true;
+      }
+      if (response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGTERM);
+  EXPECT_EQ(testing::WaitForExit(pid), 0);
+  EXPECT_EQ(order, (std::vector<int>{
+                       grpc::health::v1::HealthCheckResponse::NOT_SERVING,
+                       grpc::health::v1::HealthCheckResponse::SERVING}));
+  EXPECT_TRUE(not_ready_over_http);
 }
 
 }  // namespace

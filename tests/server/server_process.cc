@@ -66,7 +66,10 @@ int WaitForExit(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-int HttpGet(int port, const std::string& path, std::string* body) {
+namespace {
+
+// Returns a socket connected to 127.0.0.1:`port`, or -1.
+int Connect(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -77,6 +80,21 @@ int HttpGet(int port, const std::string& path, std::string* body) {
     close(fd);
     return -1;
   }
+  return fd;
+}
+
+}  // namespace
+
+bool CanConnect(int port) {
+  const int fd = Connect(port);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+int HttpGet(int port, const std::string& path, std::string* body) {
+  const int fd = Connect(port);
+  if (fd < 0) return -1;
   const std::string request =
       absl::StrCat("GET ", path,
                    " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");

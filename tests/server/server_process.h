@@ -29,6 +29,9 @@ pid_t Spawn(const std::vector<std::string>& argv,
 // Waits for `pid` and returns its exit code (-1 when killed by a signal).
 int WaitForExit(pid_t pid);
 
+// Returns whether a TCP connection to 127.0.0.1:`port` is accepted.
+bool CanConnect(int port);
+
 // Sends GET `path` to 127.0.0.1:`port`; returns the HTTP status code and
 // fills `body`, or -1 when the connection fails.
 int HttpGet(int port, const std::string& path, std::string* body);
