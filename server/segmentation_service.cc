@@ -44,6 +44,7 @@ ModelInfo DescribeModel(const LoadedModel& model,
   info.set_device(model.devices());
   info.mutable_training_metrics()->insert(config.training().metrics().begin(),
                                           config.training().metrics().end());
+  *info.mutable_versions() = {versions.begin(), versions.end()};
   return info;
 }
 

@@ -229,6 +229,10 @@ TEST_F(SegmentationServerTest, DescribesTheModel) {
   EXPECT_EQ(info.valid_input_sizes().step(), 16u);
   EXPECT_EQ(info.context_margin(), 92u);
   EXPECT_EQ(info.device(), "cpu");
+  ASSERT_EQ(info.versions_size(), 1);
+  EXPECT_EQ(info.versions(0).version(), 1);
+  EXPECT_EQ(info.versions(0).state(),
+            segmentation::v1::VersionStatus::AVAILABLE);
 
   grpc::ClientContext missing_context;
   missing_context.set_deadline(std::chrono::system_clock::now() +
