@@ -1,5 +1,7 @@
 #include "server/image_decoder.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -65,9 +67,61 @@ absl::StatusOr<cv::Mat> DecodeRaw(const RawImage& raw, int64_t max_pixels) {
       .clone();
 }
 
+uint32_t BigEndian32(const std::string& b, size_t at) {
+  return static_cast<uint32_t>(static_cast<uint8_t>(b[at])) << 24 |
+         static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 16 |
+         static_cast<uint32_t>(static_cast<uint8_t>(b[at + 2])) << 8 |
+         static_cast<uint32_t>(static_cast<uint8_t>(b[at + 3]));
+}
+
+uint16_t BigEndian16(const std::string& b, size_t at) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(b[at]) << 8 |
+                               static_cast<uint8_t>(b[at + 1]));
+}
+
+int64_t LittleEndianAbs32(const std::string& b, size_t at) {
+  int32_t value = 0;
+  std::memcpy(&value, b.data() + at, sizeof(value));  // x86 and ARM: LE
+  return std::abs(static_cast<int64_t>(value));
+}
+
+// Returns the pixel count a PNG, JPEG or BMP header declares, or 0 when the
+// bytes are none of those (or too short to tell). Checked before decoding,
+// so that a small file declaring a huge image costs no memory.
+int64_t DeclaredPixels(const std::string& b) {
+  if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 &&
+      b.compare(12, 4, "IHDR") == 0) {
+    return int64_t{BigEndian32(b, 16)} * BigEndian32(b, 20);
+  }
+  if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
+    return LittleEndianAbs32(b, 18) * LittleEndianAbs32(b, 22);
+  }
+  if (b.size() >= 4 && static_cast<uint8_t>(b[0]) == 0xFF &&
+      static_cast<uint8_t>(b[1]) == 0xD8) {
+    // Walk the JPEG segments to the first start-of-frame marker.
+    for (size_t at = 2; at + 9 < b.size();) {
+      if (static_cast<uint8_t>(b[at]) != 0xFF) return 0;
+      const uint8_t marker = static_cast<uint8_t>(b[at + 1]);
+      const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF &&
+                                  marker != 0xC4 && marker != 0xC8 &&
+                                  marker != 0xCC;
+      if (start_of_frame) {
+        return int64_t{BigEndian16(b, at + 5)} * BigEndian16(b, at + 7);
+      }
+      at += 2 + BigEndian16(b, at + 2);
+    }
+  }
+  return 0;
+}
+
 absl::StatusOr<cv::Mat> DecodeEncoded(const std::string& bytes,
                                       int64_t max_pixels) {
   if (bytes.empty()) return absl::InvalidArgumentError("image is empty");
+  if (const int64_t declared = DeclaredPixels(bytes); declared > max_pixels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image declares ", declared,
+                     " pixels; this server takes at most ", max_pixels));
+  }
   cv::Mat decoded;
   try {
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U,

@@ -134,6 +134,31 @@ TEST(ImageDecoderTest, RejectsTooManyPixels) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CodeOf(Encoded(Gradient(101, 100, CV_8UC1), ".png"), 10000),
             absl::StatusCode::kInvalidArgument);
+  // Small files whose headers declare huge images ("decompression bombs")
+  // are refused from the header, before OpenCV allocates anything.
+  for (const char* ext : {".png", ".bmp", ".jpg"}) {
+    std::vector<uint8_t> bytes;
+    ASSERT_TRUE(cv::imencode(ext, Gradient(4, 4, CV_8UC1), bytes));
+    Image image;
+    image.set_encoded(std::string(bytes.begin(), bytes.end()));
+    const auto small = DecodeImage(image, 16);
+    EXPECT_TRUE(small.ok()) << ext << ": " << small.status();
+    const auto refused = DecodeImage(image, 15);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+        << ext;
+    EXPECT_THAT(refused.status().message(), HasSubstr("declares 16 pixels"))
+        << ext;
+  }
+  // A PNG whose header claims 100000 x 100000 pixels.
+  std::vector<uint8_t> png;
+  ASSERT_TRUE(cv::imencode(".png", Gradient(4, 4, CV_8UC1), png));
+  for (int i : {16, 20}) {  // IHDR width and height, big-endian
+    png[i] = 0x00, png[i + 1] = 0x01, png[i + 2] = 0x86, png[i + 3] = 0xA0;
+  }
+  Image bomb;
+  bomb.set_encoded(std::string(png.begin(), png.end()));
+  EXPECT_THAT(DecodeImage(bomb, kMaxPixels).status().message(),
+              HasSubstr("declares 10000000000 pixels"));
   // A header that claims 4 billion pixels is refused before any allocation.
   EXPECT_EQ(CodeOf(Raw(65536, 65536, 1, segmentation::v1::PIXEL_TYPE_UINT8, 1)),
             absl::StatusCode::kInvalidArgument);
