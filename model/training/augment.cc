@@ -67,6 +67,10 @@ Sample Augment(const Sample& sample, const AugmentOptions& options,
             cv::BORDER_REFLECT_101);
   cv::remap(sample.label, out.label, map_x, map_y, cv::INTER_NEAREST,
             cv::BORDER_REFLECT_101);
+  if (!sample.weights.empty()) {
+    cv::remap(sample.weights, out.weights, map_x, map_y, cv::INTER_LINEAR,
+              cv::BORDER_REFLECT_101);
+  }
 
   // Gray values: gamma and brightness, on the image only.
   const double gamma =

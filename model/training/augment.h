@@ -25,12 +25,14 @@ struct AugmentOptions {
 };
 
 struct Sample {
-  cv::Mat image;  // CV_8U or CV_16U, one or more channels
-  cv::Mat label;  // CV_8U class or instance values, same size
+  cv::Mat image;    // CV_8U or CV_16U, one or more channels
+  cv::Mat label;    // CV_8U class or instance values, same size
+  cv::Mat weights;  // optional CV_32F per-pixel loss weights, same size
 };
 
 // Returns a deformed copy of `sample`: the image interpolated bicubically,
-// the label by nearest neighbour, both mirrored at the borders.
+// the label by nearest neighbour, the weights bilinearly, all mirrored at
+// the borders.
 Sample Augment(const Sample& sample, const AugmentOptions& options,
                std::mt19937& random);
 
