@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "tests/test_dirs.h"
 
 namespace unet {
 namespace {
@@ -11,12 +12,7 @@ namespace fs = std::filesystem;
 
 class ModelRepositoryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
+  void SetUp() override { root_ = testing::FreshTestDir(); }
 
   // Makes MODEL_ROOT/<relative>, with a model.json when `complete`.
   void MakeVersion(const std::string& relative, bool complete = true) {

@@ -2,6 +2,7 @@
 
 #include "gtest/gtest.h"
 #include "model/model_repository.h"
+#include "tests/test_dirs.h"
 
 namespace unet {
 namespace {
@@ -10,12 +11,7 @@ namespace fs = std::filesystem;
 
 class ModelWriterTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
+  void SetUp() override { root_ = testing::FreshTestDir(); }
 
   UNet SmallNet() {
     UNetOptions options;

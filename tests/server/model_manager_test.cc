@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "model/model_repository.h"
 #include "tests/server/fake_engine.h"
+#include "tests/test_dirs.h"
 
 namespace unet {
 namespace {
@@ -14,12 +15,7 @@ namespace fs = std::filesystem;
 
 class ModelManagerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
+  void SetUp() override { root_ = testing::FreshTestDir(); }
 
   // Writes a version whose model.pt holds `weights` ("bad" fails to load).
   void MakeVersion(const std::string& name, int version,

@@ -55,6 +55,19 @@ class SegmentExecutorTest : public ::testing::Test {
                        expected.total());
   }
 
+  // Makes the engine's first Forward set `entered`, then wait for `release`.
+  void HoldFirstForward(std::promise<void>& entered,
+                        std::promise<void>& release) {
+    std::shared_future<void> released = release.get_future().share();
+    engine_->before_forward = [&entered, released, first = true]() mutable {
+      if (first) {
+        first = false;
+        entered.set_value();
+        released.wait();
+      }
+    };
+  }
+
   FakeEngine* engine_;
   std::shared_ptr<const LoadedModel> model_;
 };
@@ -78,14 +91,7 @@ TEST_F(SegmentExecutorTest, RoutesEachResultToItsCaller) {
 
 TEST_F(SegmentExecutorTest, FullQueueIsRefusedAtOnce) {
   std::promise<void> entered, release;
-  std::shared_future<void> released = release.get_future().share();
-  engine_->before_forward = [&entered, released, first = true]() mutable {
-    if (first) {
-      first = false;
-      entered.set_value();
-      released.wait();
-    }
-  };
+  HoldFirstForward(entered, release);
   ExecutorOptions options;
   options.batcher.max_queue_size = 2;
   options.batcher.max_batch_size = 1;
@@ -105,14 +111,7 @@ TEST_F(SegmentExecutorTest, FullQueueIsRefusedAtOnce) {
 
 TEST_F(SegmentExecutorTest, AnExpiredRequestIsNeverComputed) {
   std::promise<void> entered, release;
-  std::shared_future<void> released = release.get_future().share();
-  engine_->before_forward = [&entered, released, first = true]() mutable {
-    if (first) {
-      first = false;
-      entered.set_value();
-      released.wait();
-    }
-  };
+  HoldFirstForward(entered, release);
   SegmentExecutor executor({});
   Call busy, late;
   ASSERT_TRUE(executor.Submit(Job(busy)).ok());

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "model/model_repository.h"
 #include "model/model_writer.h"
+#include "tests/test_dirs.h"
 
 namespace unet {
 namespace {
@@ -17,12 +18,7 @@ const std::vector<int> kChannels = {2, 4, 8, 16, 32};
 
 class TorchEngineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
+  void SetUp() override { root_ = testing::FreshTestDir(); }
 
   // Writes a LibTorch version of a small seeded U-Net; returns its directory.
   fs::path WriteLibTorch(const std::function<void(UNet&)>& edit = nullptr) {
