@@ -77,7 +77,8 @@ class ModelManager {
   // Reads, loads, checks and warms up one version.
   absl::StatusOr<std::shared_ptr<LoadedModel>> Load(
       const ModelVersionPath& path);
-  // Tries `candidates` in order; returns the versions now loaded for it.
+  // Loads the policy's candidates for `name` (load before unload) and drops
+  // the loaded versions they replace.
   void ReconcileModel(const std::string& name,
                       const std::map<int64_t, ModelVersionPath>& on_disk);
   void SetStatus(const std::string& name, int64_t version,

@@ -34,7 +34,7 @@ Tile RandomTile(const Sample& sample, int input_side, float mean, float stddev,
   const int output_side = input_side - 2 * margin;
   // Mirror the context in, so that any output window of the image is a
   // valid tile, as the server mirrors around a whole image.
-  cv::Mat image, label, weights;
+  cv::Mat image;
   cv::copyMakeBorder(sample.image, image, margin, margin, margin, margin,
                      cv::BORDER_REFLECT_101);
   const int rows = sample.image.rows, cols = sample.image.cols;
@@ -44,10 +44,11 @@ Tile RandomTile(const Sample& sample, int input_side, float mean, float stddev,
   cv::Mat input;
   image(cv::Rect(x, y, input_side, input_side))
       .convertTo(input, CV_32F, 1.0 / (255.0 * stddev), -mean / stddev);
-  cv::Mat target, weight;
+  cv::Mat target;
   sample.label(cv::Rect(x, y, output_side, output_side))
       .convertTo(target, CV_64F);
-  weights = sample.weights(cv::Rect(x, y, output_side, output_side)).clone();
+  const cv::Mat weights =
+      sample.weights(cv::Rect(x, y, output_side, output_side)).clone();
   Tile tile;
   tile.input =
       torch::from_blob(input.data, {1, 1, input_side, input_side}).clone();
