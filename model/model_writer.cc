@@ -12,21 +12,26 @@
 namespace unet {
 namespace fs = std::filesystem;
 
-absl::StatusOr<int64_t> NextVersion(const fs::path& model_root,
-                                    const std::string& name) {
+absl::StatusOr<int64_t> NewestVersion(const fs::path& model_root,
+                                      const std::string& name) {
   ASSIGN_OR_RETURN(const std::vector<ModelVersionPath> versions,
                    ScanModelRoot(model_root));
   int64_t newest = 0;
   for (const auto& v : versions) {
     if (v.name == name) newest = std::max(newest, v.version);
   }
+  return newest;
+}
+
+absl::StatusOr<int64_t> NextVersion(const fs::path& model_root,
+                                    const std::string& name) {
+  ASSIGN_OR_RETURN(const int64_t newest, NewestVersion(model_root, name));
   return newest + 1;
 }
 
-absl::StatusOr<fs::path> WriteModelVersion(const fs::path& model_root,
-                                           const std::string& name,
-                                           int64_t version, UNet& net,
-                                           ModelConfig config) {
+absl::StatusOr<fs::path> WriteModelVersion(
+    const fs::path& model_root, const std::string& name, int64_t version,
+    UNet& net, ModelConfig config, const torch::optim::Optimizer* optimizer) {
   config.set_format(kFormatLibTorch);
   RETURN_IF_ERROR(ValidateModelConfig(config));
   const fs::path model_dir = model_root / name;
@@ -41,6 +46,9 @@ absl::StatusOr<fs::path> WriteModelVersion(const fs::path& model_root,
   }
   try {
     torch::save(net, (staging_dir / kWeightsFile).string());
+    if (optimizer != nullptr) {
+      torch::save(*optimizer, (staging_dir / kOptimizerFile).string());
+    }
   } catch (const c10::Error& e) {
     fs::remove_all(staging_dir, error);
     return absl::InternalError(

@@ -14,18 +14,25 @@
 
 namespace unet {
 
-// Returns one more than the newest version of `name` under `model_root` (1
-// when there is none).
+// The optimizer's state, kept beside the weights so training can resume.
+inline constexpr char kOptimizerFile[] = "optimizer.pt";
+
+// Returns the newest version of `name` under `model_root`, 0 when none.
+absl::StatusOr<int64_t> NewestVersion(const std::filesystem::path& model_root,
+                                      const std::string& name);
+
+// Returns NewestVersion + 1.
 absl::StatusOr<int64_t> NextVersion(const std::filesystem::path& model_root,
                                     const std::string& name);
 
-// Saves `net` and `config` (format set to libtorch) as
-// MODEL_ROOT/<name>/<version>/. The version is assembled in a hidden sibling
-// directory and renamed into place, so readers never see half of it.
-// Returns the new version's directory; ALREADY_EXISTS if it is taken.
+// Saves `net` and `config` (format set to libtorch), and `optimizer`'s state
+// when given, as MODEL_ROOT/<name>/<version>/. The version is assembled in a
+// hidden sibling directory and renamed into place, so readers never see half
+// of it. Returns the new version's directory; ALREADY_EXISTS if it is taken.
 absl::StatusOr<std::filesystem::path> WriteModelVersion(
     const std::filesystem::path& model_root, const std::string& name,
-    int64_t version, UNet& net, ModelConfig config);
+    int64_t version, UNet& net, ModelConfig config,
+    const torch::optim::Optimizer* optimizer = nullptr);
 
 }  // namespace unet
 

@@ -1,5 +1,10 @@
 #include "model/unet.h"
 
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
 namespace unet {
 namespace {
 
@@ -29,7 +34,33 @@ void InitializeAsPaper(torch::nn::Module& module) {
   }
 }
 
+using ShapeMap = std::map<std::string, std::vector<int64_t>>;
+
+ShapeMap ParameterShapes(const torch::nn::Module& module) {
+  ShapeMap shapes;
+  for (const auto& item : module.named_parameters()) {
+    shapes[item.key()] = item.value().sizes().vec();
+  }
+  return shapes;
+}
+
 }  // namespace
+
+absl::Status LoadWeights(UNet& net, const std::filesystem::path& path) {
+  const ShapeMap expected = ParameterShapes(*net);
+  try {
+    torch::load(net, path.string());
+  } catch (const c10::Error& e) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot read ", path.string(), ": ", e.what_without_backtrace()));
+  }
+  if (ParameterShapes(*net) != expected) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the weights in ", path.filename().string(),
+                     " do not match the architecture in model.json"));
+  }
+  return absl::OkStatus();
+}
 
 UNetOptions OptionsFromArchitecture(
     const segmentation::v1::Architecture& architecture) {

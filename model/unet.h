@@ -7,8 +7,10 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "segmentation/v1/model_config.pb.h"
 
 namespace unet {
@@ -56,6 +58,11 @@ class UNetImpl : public torch::nn::Module {
   torch::nn::Conv2d head_{nullptr};
 };
 TORCH_MODULE(UNet);
+
+// Loads weights saved by torch::save(net) into `net`. torch::load would take
+// tensors of any shape, so a checkpoint of another architecture fails here
+// instead; so does an unreadable one (both FAILED_PRECONDITION).
+absl::Status LoadWeights(UNet& net, const std::filesystem::path& path);
 
 }  // namespace unet
 

@@ -123,28 +123,11 @@ void Place(Params params, const EngineOptions& options) {
   }
 }
 
-using ShapeMap = std::map<std::string, std::vector<int64_t>>;
-
-ShapeMap ParameterShapes(const torch::nn::Module& module) {
-  ShapeMap shapes;
-  for (const auto& item : module.named_parameters()) {
-    shapes[item.key()] = item.value().sizes().vec();
-  }
-  return shapes;
-}
-
-// torch::load replaces tensors whatever their shape, so a checkpoint of
-// another architecture would load; compare against the config's instead.
 absl::StatusOr<ForwardFn> LoadLibTorch(const std::string& path,
                                        const ModelConfig& config,
                                        const EngineOptions& options) {
   UNet net(OptionsFromArchitecture(config.architecture()));
-  const ShapeMap expected = ParameterShapes(*net);
-  torch::load(net, path);
-  if (ParameterShapes(*net) != expected) {
-    return absl::FailedPreconditionError(
-        "the weights in model.pt do not match the architecture in model.json");
-  }
+  RETURN_IF_ERROR(LoadWeights(net, path));
   net->eval();
   Place(net->parameters(), options);
   Place(net->buffers(), options);

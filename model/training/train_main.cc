@@ -3,6 +3,9 @@
 //
 //   build/bin/unet_train --data ../shared/data/isbi2012-em/train \
 //       --model_root model/repository --name unet --steps 2000 --width 16
+//   build/bin/unet_train ... --steps 4000 --resume   # on to step 4000
+
+#include <unistd.h>
 
 #include <iostream>
 
@@ -24,6 +27,9 @@ ABSL_FLAG(std::string, optimizer, "adam", "adam or sgd (momentum 0.99)");
 ABSL_FLAG(double, learning_rate, 1e-3, "learning rate");
 ABSL_FLAG(double, dropout, 0.5, "dropout at the end of the contracting path");
 ABSL_FLAG(int, seed, 0, "seed of weights, augmentation and tile choice");
+ABSL_FLAG(bool, resume, false,
+          "continue from the newest version (weights, optimizer state, step) "
+          "up to --steps");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -43,6 +49,8 @@ int main(int argc, char** argv) {
   options.learning_rate = absl::GetFlag(FLAGS_learning_rate);
   options.dropout = absl::GetFlag(FLAGS_dropout);
   options.seed = absl::GetFlag(FLAGS_seed);
+  options.resume = absl::GetFlag(FLAGS_resume);
+  options.progress_bar = ::isatty(STDOUT_FILENO);
   if (options.data.empty() || options.model_root.empty() || options.steps < 1 ||
       options.checkpoint_every < 1 || options.width < 1) {
     std::cerr << "unet_train: need --data, --model_root, and positive "

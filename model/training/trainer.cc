@@ -11,8 +11,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "model/model_repository.h"
 #include "model/model_writer.h"
 #include "model/training/dataset.h"
+#include "model/training/progress.h"
+#include "model/training/segmentation_metrics.h"
+#include "model/training/training_plot.h"
 #include "model/unet_geometry.h"
 #include "server/postprocess.h"
 #include "server/preprocess.h"
@@ -20,7 +24,11 @@
 namespace unet {
 namespace {
 
+namespace fs = std::filesystem;
+
 constexpr int kLevels = 5;
+constexpr char kLogHeader[] =
+    "step,loss,pixel_error,rand_error,misclassified_fraction";
 
 // A random training tile: the network input around an output window, with
 // the label and weights of that window.
@@ -75,8 +83,7 @@ absl::StatusOr<std::map<std::string, double>> Validate(
     torch::Device device) {
   torch::NoGradGuard no_grad;
   net->eval();
-  int64_t pixels = 0, wrong = 0;
-  int64_t intersection[2] = {0, 0}, predicted[2] = {0, 0}, actual[2] = {0, 0};
+  SegmentationScorer scorer;
   for (const Sample& sample : samples) {
     ASSIGN_OR_RETURN(const PreparedImage prepared,
                      Preprocess(sample.image, config));
@@ -86,37 +93,107 @@ absl::StatusOr<std::map<std::string, double>> Validate(
             .to(device);
     const torch::Tensor logits = net(input).to(torch::kCPU).contiguous();
     ASSIGN_OR_RETURN(
-        const Segmentation segmentation,
+        Segmentation segmentation,
         ExtractSegmentation(logits.data_ptr<float>(), 2, logits.size(2),
-                            logits.size(3), prepared, false));
-    for (int c = 0; c < 2; ++c) {
-      const cv::Mat p = segmentation.mask == c, a = sample.label == c;
-      intersection[c] += cv::countNonZero(p & a);
-      predicted[c] += cv::countNonZero(p);
-      actual[c] += cv::countNonZero(a);
-    }
-    wrong += cv::countNonZero(segmentation.mask != sample.label);
-    pixels += sample.label.total();
+                            logits.size(3), prepared,
+                            /*with_probabilities=*/true));
+    const cv::Mat cell_probability(
+        sample.label.size(), CV_32F,
+        segmentation.probabilities.data() + kCellClass * sample.label.total());
+    scorer.Add(segmentation.mask, cell_probability, sample.label);
   }
   net->train();
-  std::map<std::string, double> metrics;
-  metrics["pixel_error"] = static_cast<double>(wrong) / pixels;
-  const char* names[2] = {"cell", "membrane"};
-  for (int c = 0; c < 2; ++c) {
-    const double inter = intersection[c];
-    metrics[absl::StrCat("dice_", names[c])] =
-        2 * inter / std::max<int64_t>(1, predicted[c] + actual[c]);
-    metrics[absl::StrCat("iou_", names[c])] =
-        inter / std::max<double>(1, predicted[c] + actual[c] - inter);
+  return scorer.Metrics();
+}
+
+// A fresh model.json: the architecture asked for, the class names, and the
+// normalisation of the training images.
+ModelConfig FreshConfig(const TrainerOptions& options,
+                        const std::vector<Sample>& training) {
+  double sum = 0, sum_sq = 0, count = 0;
+  for (const Sample& s : training) {
+    cv::Mat unit;
+    s.image.convertTo(unit, CV_64F, 1.0 / 255);
+    sum += cv::sum(unit)[0];
+    sum_sq += cv::sum(unit.mul(unit))[0];
+    count += unit.total();
   }
-  return metrics;
+  const double mean = sum / count;
+  std::vector<int> channels;
+  for (int level = 0; level < kLevels; ++level) {
+    channels.push_back(options.width << level);
+  }
+  ModelConfig config = DefaultModelConfig(1, 2, channels);
+  config.set_class_names(kCellClass, "cell");
+  config.set_class_names(kMembraneClass, "membrane");
+  config.mutable_normalization()->set_mean(0, mean);
+  config.mutable_normalization()->set_std(
+      0, std::sqrt(sum_sq / count - mean * mean));
+  return config;
+}
+
+// Where a run begins: after `step` steps, from `checkpoint` (a version
+// directory) or, when that is empty, from fresh weights.
+struct Start {
+  ModelConfig config;
+  int step = 0;
+  fs::path checkpoint;
+};
+
+absl::StatusOr<Start> FindStart(const TrainerOptions& options,
+                                const std::vector<Sample>& training) {
+  if (!options.resume) return Start{FreshConfig(options, training), 0, {}};
+  ASSIGN_OR_RETURN(const int64_t newest,
+                   NewestVersion(options.model_root, options.name));
+  if (newest == 0) {
+    return absl::NotFoundError(absl::StrCat("--resume: no version of ",
+                                            options.name, " under ",
+                                            options.model_root.string()));
+  }
+  Start start;
+  start.checkpoint = options.model_root / options.name / std::to_string(newest);
+  ASSIGN_OR_RETURN(start.config,
+                   ReadModelConfig(start.checkpoint / kConfigFile));
+  start.step = start.config.training().step();
+  if (start.config.format() != kFormatLibTorch ||
+      !fs::exists(start.checkpoint / kOptimizerFile)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--resume: ", start.checkpoint.string(),
+                     " holds no LibTorch weights with optimizer state"));
+  }
+  if (start.step >= options.steps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--resume: ", start.checkpoint.string(), " is at step ",
+                     start.step, " already; --steps must be larger"));
+  }
+  return start;
+}
+
+absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> MakeOptimizer(
+    const TrainerOptions& options, UNet& net) {
+  if (options.optimizer == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        net->parameters(),
+        torch::optim::SGDOptions(options.learning_rate).momentum(0.99));
+  }
+  if (options.optimizer == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        net->parameters(), torch::optim::AdamOptions(options.learning_rate));
+  }
+  return absl::InvalidArgumentError("optimizer must be adam or sgd");
+}
+
+// Each step's randomness comes from (seed, step) alone, so that a resumed run
+// takes the same steps as an uninterrupted one.
+std::mt19937 StepRandom(int seed, int step) {
+  torch::manual_seed((static_cast<uint64_t>(seed) << 32) | step);  // dropout
+  std::seed_seq sequence{seed, step};
+  return std::mt19937(sequence);
 }
 
 }  // namespace
 
 absl::Status Train(const TrainerOptions& options) {
-  torch::manual_seed(options.seed);
-  std::mt19937 random(options.seed);
   ASSIGN_OR_RETURN(std::vector<Sample> samples,
                    LoadLabelledImages(options.data));
   if (static_cast<int>(samples.size()) <= options.validation_images ||
@@ -128,51 +205,35 @@ absl::Status Train(const TrainerOptions& options) {
   const std::vector<Sample> validation(
       samples.end() - options.validation_images, samples.end());
   samples.resize(samples.size() - options.validation_images);
+  ASSIGN_OR_RETURN(Start start, FindStart(options, samples));
+  ModelConfig& config = start.config;
+  const auto& normalization = config.normalization();
+  const float mean = normalization.mean(0), stddev = normalization.std(0);
 
-  // Normalisation from the training images, written into model.json.
-  double sum = 0, sum_sq = 0, count = 0;
-  for (const Sample& s : samples) {
-    cv::Mat unit;
-    s.image.convertTo(unit, CV_64F, 1.0 / 255);
-    sum += cv::sum(unit)[0];
-    sum_sq += cv::sum(unit.mul(unit))[0];
-    count += unit.total();
-  }
-  const float mean = sum / count;
-  const float stddev = std::sqrt(sum_sq / count - mean * mean);
-
-  std::vector<int> channels;
-  for (int level = 0; level < kLevels; ++level) {
-    channels.push_back(options.width << level);
-  }
-  ModelConfig config = DefaultModelConfig(1, 2, channels);
-  config.set_class_names(kCellClass, "cell");
-  config.set_class_names(kMembraneClass, "membrane");
-  config.mutable_normalization()->set_mean(0, mean);
-  config.mutable_normalization()->set_std(0, stddev);
-
+  torch::manual_seed(options.seed);  // the initial weights
   UNetOptions net_options = OptionsFromArchitecture(config.architecture());
   net_options.dropout = options.dropout;
   UNet net(net_options);
+  if (!start.checkpoint.empty()) {
+    RETURN_IF_ERROR(LoadWeights(net, start.checkpoint / kWeightsFile));
+  }
   const torch::Device device(options.device);
   net->to(device);
   net->train();
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (options.optimizer == "sgd") {
-    optimizer = std::make_unique<torch::optim::SGD>(
-        net->parameters(),
-        torch::optim::SGDOptions(options.learning_rate).momentum(0.99));
-  } else if (options.optimizer == "adam") {
-    optimizer = std::make_unique<torch::optim::Adam>(
-        net->parameters(), torch::optim::AdamOptions(options.learning_rate));
-  } else {
-    return absl::InvalidArgumentError("optimizer must be adam or sgd");
+  ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::Optimizer> optimizer,
+                   MakeOptimizer(options, net));
+  if (!start.checkpoint.empty()) {
+    try {
+      torch::load(*optimizer, (start.checkpoint / kOptimizerFile).string(),
+                  device);
+    } catch (const c10::Error& e) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--resume: the optimizer state of ", start.checkpoint.string(),
+          " does not fit --optimizer=", options.optimizer, ": ",
+          e.what_without_backtrace()));
+    }
   }
 
-  const std::filesystem::path model_dir = options.model_root / options.name;
-  std::filesystem::create_directories(model_dir);
-  std::ofstream log(model_dir / "training_log.csv", std::ios::app);
-  log << "step,loss,pixel_error,dice_membrane,iou_membrane\n";
   const int tile_side = NextValidInputSide(options.tile, kLevels);
   const int output_side = tile_side - 2 * ContextMargin(kLevels);
   for (const Sample& s : samples) {
@@ -182,11 +243,24 @@ absl::Status Train(const TrainerOptions& options) {
                        " px output, larger than a training image"));
     }
   }
+  const fs::path model_dir = options.model_root / options.name;
+  fs::create_directories(model_dir);
+  const fs::path log_path = model_dir / "training_log.csv";
+  const bool new_log = !fs::exists(log_path) || fs::file_size(log_path) == 0;
+  std::ofstream log(log_path, std::ios::app);
+  if (new_log) log << kLogHeader << "\n";
+
+  ProgressReporter progress(stdout, options.progress_bar);
+  if (!start.checkpoint.empty()) {
+    progress.Message(absl::StrCat("resuming ", start.checkpoint.string(),
+                                  " at step ", start.step));
+  }
   const AugmentOptions augment;
   std::uniform_int_distribution<size_t> pick(0, samples.size() - 1);
-  const absl::Time start = absl::Now();
+  const absl::Time began = absl::Now();
   double running_loss = 0;
-  for (int step = 1; step <= options.steps; ++step) {
+  for (int step = start.step + 1; step <= options.steps; ++step) {
+    std::mt19937 random = StepRandom(options.seed, step);
     const Sample augmented = Augment(samples[pick(random)], augment, random);
     const Tile tile = RandomTile(augmented, tile_side, mean, stddev, random);
     optimizer->zero_grad();
@@ -196,19 +270,14 @@ absl::Status Train(const TrainerOptions& options) {
     loss.backward();
     optimizer->step();
     const double value = loss.item<double>();
-    running_loss = step == 1 ? value : 0.95 * running_loss + 0.05 * value;
     if (!std::isfinite(value)) {
       return absl::InternalError(
           absl::StrCat("loss is ", value, " at step ", step));
     }
-    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    if (step % 10 == 0 || step == options.steps) {
-      std::cout << absl::StrFormat(
-                       "step %d/%d  loss %.4f  %.2f tiles/s  eta %.0f s", step,
-                       options.steps, running_loss, step / seconds,
-                       (options.steps - step) * seconds / step)
-                << std::endl;
-    }
+    const int done = step - start.step;
+    running_loss = done == 1 ? value : 0.95 * running_loss + 0.05 * value;
+    progress.Update({step, options.steps, running_loss,
+                     done / absl::ToDoubleSeconds(absl::Now() - began)});
     if (step % options.checkpoint_every != 0 && step != options.steps) {
       log << step << "," << value << ",,,\n";
       continue;
@@ -216,22 +285,25 @@ absl::Status Train(const TrainerOptions& options) {
     ASSIGN_OR_RETURN(const auto metrics,
                      Validate(net, validation, config, device));
     log << step << "," << value << "," << metrics.at("pixel_error") << ","
-        << metrics.at("dice_membrane") << "," << metrics.at("iou_membrane")
-        << std::endl;
+        << metrics.at("rand_error") << ","
+        << metrics.at("misclassified_fraction") << std::endl;
     config.mutable_training()->set_step(step);
     config.mutable_training()->mutable_metrics()->clear();
     config.mutable_training()->mutable_metrics()->insert(metrics.begin(),
                                                          metrics.end());
     ASSIGN_OR_RETURN(const int64_t version,
                      NextVersion(options.model_root, options.name));
-    net->to(torch::kCPU);
-    ASSIGN_OR_RETURN(const std::filesystem::path written,
+    net->to(torch::kCPU);  // so that a CPU-only server can read it
+    ASSIGN_OR_RETURN(const fs::path written,
                      WriteModelVersion(options.model_root, options.name,
-                                       version, net, config));
+                                       version, net, config, optimizer.get()));
     net->to(device);
-    std::cout << absl::StrFormat("step %d: pixel error %.4f -> %s", step,
-                                 metrics.at("pixel_error"), written.string())
-              << std::endl;
+    RETURN_IF_ERROR(
+        PlotTrainingLog(log_path, model_dir / "training_curves.png"));
+    progress.Message(absl::StrFormat(
+        "step %d: pixel error %.4f, Rand error %.4f, misclassified %.4f -> %s",
+        step, metrics.at("pixel_error"), metrics.at("rand_error"),
+        metrics.at("misclassified_fraction"), written.string()));
   }
   return absl::OkStatus();
 }

@@ -17,7 +17,7 @@ struct TrainerOptions {
   std::filesystem::path model_root;  // versions go to model_root/name/
   std::string name = "unet";
   std::string device = "cpu";
-  int steps = 1000;
+  int steps = 1000;  // the step to reach, counted from the first run
   int checkpoint_every = 500;
   int width = 16;  // channels of the first block, doubled per level
   int tile = 572;  // input tile side (the paper's), rounded up to a valid one
@@ -26,9 +26,17 @@ struct TrainerOptions {
   double learning_rate = 1e-3;
   double dropout = 0.5;
   int seed = 0;
+  // Continue from the newest version of `name`: its architecture,
+  // normalisation, weights, optimizer state and step. Each step draws its
+  // randomness from (seed, step), so a resumed run repeats the steps that an
+  // uninterrupted one would have taken.
+  bool resume = false;
+  bool progress_bar = false;  // redraw a bar in place (on a terminal)
 };
 
-// Runs the training; the CSV log goes to model_root/name/training_log.csv.
+// Runs the training. Beside the versions, in model_root/name/, it appends to
+// training_log.csv (loss per step, validation metrics per checkpoint) and
+// draws training_curves.png from that log at the end.
 absl::Status Train(const TrainerOptions& options);
 
 }  // namespace unet

@@ -61,7 +61,19 @@ TEST_F(ModelWriterTest, NextVersionCountsUp) {
   ASSERT_TRUE(WriteModelVersion(root_, "unet", 1, net, config).ok());
   ASSERT_TRUE(WriteModelVersion(root_, "unet", 5, net, config).ok());
   EXPECT_EQ(*NextVersion(root_, "unet"), 6);
+  EXPECT_EQ(*NewestVersion(root_, "unet"), 5);
   EXPECT_EQ(*NextVersion(root_, "other"), 1);
+  EXPECT_EQ(*NewestVersion(root_, "other"), 0);
+}
+
+TEST_F(ModelWriterTest, KeepsTheOptimizerStateWhenGiven) {
+  UNet net = SmallNet();
+  torch::optim::Adam adam(net->parameters());
+  const ModelConfig config = DefaultModelConfig(1, 2, {2, 4});
+  ASSERT_TRUE(WriteModelVersion(root_, "unet", 1, net, config).ok());
+  ASSERT_TRUE(WriteModelVersion(root_, "unet", 2, net, config, &adam).ok());
+  EXPECT_FALSE(fs::exists(root_ / "unet/1" / kOptimizerFile));
+  EXPECT_TRUE(fs::is_regular_file(root_ / "unet/2" / kOptimizerFile));
 }
 
 TEST_F(ModelWriterTest, RefusesToOverwriteAVersion) {

@@ -3,7 +3,10 @@
 #include "gtest/gtest.h"
 #include "model/model_config.h"
 #include "model/model_repository.h"
+#include "model/model_writer.h"
+#include "model/unet.h"
 #include "server/torch_engine.h"
+#include "tests/test_dirs.h"
 
 namespace unet {
 namespace {
@@ -55,6 +58,54 @@ TEST(TrainerTest, AShortRunWritesLoadableVersions) {
   // The server's loader takes it: weights match model.json, output finite.
   EXPECT_TRUE(LoadTorchEngine((*versions)[1].dir, *config, {}).ok());
   EXPECT_TRUE(fs::exists(root / "unet" / "training_log.csv"));
+  EXPECT_TRUE(fs::exists(root / "unet" / "training_curves.png"));
+  EXPECT_TRUE(fs::exists((*versions)[1].dir / kOptimizerFile));
+}
+
+// The parameters of a written version.
+std::vector<torch::Tensor> Weights(const fs::path& version_dir) {
+  const auto config = ReadModelConfig(version_dir / kConfigFile);
+  EXPECT_TRUE(config.ok()) << config.status();
+  UNet net(OptionsFromArchitecture(config->architecture()));
+  EXPECT_TRUE(LoadWeights(net, version_dir / kWeightsFile).ok());
+  return net->parameters();
+}
+
+TEST(TrainerTest, ResumingTakesTheStepsOfAnUninterruptedRun) {
+  const fs::path dir = testing::FreshTestDir();
+  const fs::path straight = dir / "straight", resumed = dir / "resumed";
+  ASSERT_TRUE(Train(TinyRun(straight)).ok());  // steps 1-4
+  TrainerOptions first_half = TinyRun(resumed);
+  first_half.steps = 2;
+  ASSERT_TRUE(Train(first_half).ok());
+  TrainerOptions second_half = TinyRun(resumed);
+  second_half.resume = true;
+  ASSERT_TRUE(Train(second_half).ok());  // steps 3-4
+
+  const auto config = ReadModelConfig(resumed / "unet/2" / kConfigFile);
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->training().step(), 4);
+  const auto expected = Weights(straight / "unet/2");
+  const auto actual = Weights(resumed / "unet/2");
+  ASSERT_EQ(expected.size(), actual.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_TRUE(torch::equal(expected[i], actual[i])) << "parameter " << i;
+  }
+  // (Had the Adam moments restarted from zero, steps 3-4 would differ.)
+}
+
+TEST(TrainerTest, ResumeNeedsAVersionWithOptimizerStateBelowTheSteps) {
+  const fs::path root = testing::FreshTestDir();
+  TrainerOptions options = TinyRun(root);
+  options.resume = true;
+  EXPECT_EQ(Train(options).code(), absl::StatusCode::kNotFound);
+  options.resume = false;
+  ASSERT_TRUE(Train(options).ok());  // versions at steps 2 and 4
+  options.resume = true;
+  EXPECT_EQ(Train(options).code(), absl::StatusCode::kInvalidArgument);
+  options.steps = 6;
+  fs::remove(root / "unet/2" / kOptimizerFile);
+  EXPECT_EQ(Train(options).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(TrainerTest, SameSeedSameResult) {
