@@ -180,6 +180,41 @@ TEST_F(ModelReloadTest, NewVersionsServeWithoutAFailedRequest) {
   EXPECT_EQ(states.count(5), 0u);  // not a version until model.json lands
 }
 
+// The trainer binary, run for a few steps at a tiny width on a served model
+// root, writes versions the server picks up and answers with.
+TEST_F(ModelReloadTest, ServesWhatTheTrainerWrites) {
+  const fs::path data = root_.string() + "_data";
+  for (const char* sub : {"image", "label"}) {
+    fs::create_directories(data / sub);
+  }
+  for (const char* n : {"0.png", "1.png"}) {
+    fs::copy_file(UNET_TEST_DATA_DIR "/isbi_train_0.png", data / "image" / n,
+                  fs::copy_options::overwrite_existing);
+    fs::copy_file(UNET_TEST_DATA_DIR "/isbi_train_0_label.png",
+                  data / "label" / n, fs::copy_options::overwrite_existing);
+  }
+  const std::string command = absl::StrCat(
+      TRAIN_BIN " --data ", data.string(), " --model_root ", root_.string(),
+      " --steps 2 --checkpoint_every 2 --width 2 --tile 188",
+      " --validation_images 1 > ", root_.string(), "_train.log");
+  ASSERT_EQ(std::system(command.c_str()), 0)
+      << testing::ReadFile(root_.string() + "_train.log");
+  ASSERT_TRUE(WaitForVersion(2)) << server_->log();
+
+  grpc::ClientContext context;
+  SegmentRequest request;
+  request.set_model_version(2);
+  request.mutable_image()->set_encoded(
+      testing::ReadFile(UNET_TEST_DATA_DIR "/isbi_train_0.png"));
+  SegmentResponse response;
+  const grpc::Status status = Segmentation::NewStub(server_->channel())
+                                  ->Segment(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.model_version(), 2);
+  EXPECT_EQ(response.mask().width(), 512u);
+  EXPECT_EQ(response.mask().height(), 512u);
+}
+
 TEST_F(ModelReloadTest, FiftyReloadsDoNotGrowMemory) {
   double after_warmup = 0;
   for (int version = 2; version <= 51; ++version) {
