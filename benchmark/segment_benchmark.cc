@@ -40,7 +40,7 @@ ABSL_FLAG(std::string, device, "", "as the server's --device");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 or bf16");
 ABSL_FLAG(bool, channels_last, false, "channels-last convolutions");
 ABSL_FLAG(int, instances, 1, "model instances per device");
-ABSL_FLAG(int, cpu_threads, 0, "LibTorch intra-op threads (0: default)");
+ABSL_FLAG(int, cpu_threads, 0, "as the server's --cpu_threads");
 ABSL_FLAG(int, max_batch_size, 8, "server batch limit and raw batch size");
 ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
 ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "server/cpu_threads.h"
 
 namespace unet {
 namespace {
@@ -75,6 +76,11 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
   }
   if (slot_devices.empty()) {
     return absl::InvalidArgumentError("instances_per_device must be >= 1");
+  }
+  if (options.cpu_threads == 0) {
+    options.cpu_threads = DefaultCpuThreads(
+        UsableCpus(), std::count(devices.begin(), devices.end(), "cpu") *
+                          options.instances_per_device);
   }
   SetCpuThreads(options.cpu_threads);
   std::unique_ptr<SegmentationServer> server(

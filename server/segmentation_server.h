@@ -35,8 +35,8 @@ struct ServerOptions {
   // Comma-separated devices; empty: cuda:0 when available, else cpu.
   std::string devices;
   int instances_per_device = 1;  // model instances, each with a worker
-  int cpu_threads = 0;           // LibTorch intra-op threads; 0: its default
-  EngineOptions engine;          // device is filled per instance
+  int cpu_threads = 0;  // intra-op threads per CPU worker; 0: DefaultCpuThreads
+  EngineOptions engine;  // device is filled per instance
   ServiceOptions service;
   BatcherOptions batcher;  // max_batch_size 0: 8 with a GPU, 1 on CPU
   // Large enough for a 16-bit 4096x4096 image, raw or PNG.

@@ -29,7 +29,8 @@ ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 (CUDA only) or bf16");
 ABSL_FLAG(bool, channels_last, false,
           "run convolutions in channels-last layout (pays on tensor cores)");
 ABSL_FLAG(int, cpu_threads, 0,
-          "LibTorch intra-op threads on CPU (0: one per core)");
+          "LibTorch intra-op threads per CPU worker (0: the usable CPUs "
+          "divided among the CPU workers)");
 ABSL_FLAG(int, warmup_image_size, 512,
           "on CUDA, every batch size is run once at the padded size of an "
           "image this large before the server turns SERVING");

@@ -43,7 +43,7 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     const std::filesystem::path& version_dir, const ModelConfig& config,
     const EngineOptions& options);
 
-// Sets LibTorch's intra-op threads (0: leave its default, one per core).
+// Sets LibTorch's intra-op threads for the workers (0: leave its default).
 void SetCpuThreads(int threads);
 
 // Returns (device, bytes in use) for each visible GPU, as the CUDA driver
