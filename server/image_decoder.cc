@@ -85,9 +85,44 @@ int64_t LittleEndianAbs32(const std::string& b, size_t at) {
   return std::abs(static_cast<int64_t>(value));
 }
 
-// Returns the pixel count a PNG, JPEG or BMP header declares, or 0 when the
-// bytes are none of those (or too short to tell). Checked before decoding,
-// so that a small file declaring a huge image costs no memory.
+// An unsigned integer of `size` bytes at `at`, in the given byte order.
+uint32_t ReadUnsigned(const std::string& b, size_t at, int size,
+                      bool big_endian) {
+  uint32_t value = 0;
+  for (int i = 0; i < size; ++i) {
+    const uint32_t byte = static_cast<uint8_t>(b[at + i]);
+    value |= big_endian ? byte << 8 * (size - 1 - i) : byte << 8 * i;
+  }
+  return value;
+}
+
+// The width x height of a classic TIFF's first image (the one OpenCV
+// decodes), from tags 256 and 257 of its first directory; 0 when it cannot
+// tell (then the pixel count is checked after decoding).
+int64_t TiffDeclaredPixels(const std::string& b) {
+  const bool big_endian = b[0] == 'M';
+  const uint32_t directory = ReadUnsigned(b, 4, 4, big_endian);
+  if (directory + 2 > b.size()) return 0;
+  const uint32_t entries = ReadUnsigned(b, directory, 2, big_endian);
+  int64_t width = 0, height = 0;
+  for (uint32_t i = 0; i < entries; ++i) {
+    const size_t entry = directory + 2 + 12 * size_t{i};
+    if (entry + 12 > b.size()) return 0;
+    const uint32_t tag = ReadUnsigned(b, entry, 2, big_endian);
+    const uint32_t type = ReadUnsigned(b, entry + 2, 2, big_endian);
+    // SHORT (3) values sit in the first two bytes of the field, LONG (4) in
+    // all four.
+    const int64_t value =
+        ReadUnsigned(b, entry + 8, type == 3 ? 2 : 4, big_endian);
+    if (tag == 256) width = value;
+    if (tag == 257) height = value;
+  }
+  return width * height;
+}
+
+// Returns the pixel count a PNG, JPEG, BMP or TIFF header declares, or 0 when
+// the bytes are none of those (or too short to tell). Checked before
+// decoding, so that a small file declaring a huge image costs no memory.
 int64_t DeclaredPixels(const std::string& b) {
   if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 &&
       b.compare(12, 4, "IHDR") == 0) {
@@ -95,6 +130,10 @@ int64_t DeclaredPixels(const std::string& b) {
   }
   if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
     return LittleEndianAbs32(b, 18) * LittleEndianAbs32(b, 22);
+  }
+  if (b.size() >= 8 &&
+      (b.compare(0, 4, "II*\0", 4) == 0 || b.compare(0, 4, "MM\0*", 4) == 0)) {
+    return TiffDeclaredPixels(b);
   }
   if (b.size() >= 4 && static_cast<uint8_t>(b[0]) == 0xFF &&
       static_cast<uint8_t>(b[1]) == 0xD8) {

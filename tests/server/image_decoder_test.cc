@@ -136,7 +136,7 @@ TEST(ImageDecoderTest, RejectsTooManyPixels) {
             absl::StatusCode::kInvalidArgument);
   // Small files whose headers declare huge images ("decompression bombs")
   // are refused from the header, before OpenCV allocates anything.
-  for (const char* ext : {".png", ".bmp", ".jpg"}) {
+  for (const char* ext : {".png", ".bmp", ".jpg", ".tif"}) {
     std::vector<uint8_t> bytes;
     ASSERT_TRUE(cv::imencode(ext, Gradient(4, 4, CV_8UC1), bytes));
     Image image;
@@ -157,6 +157,16 @@ TEST(ImageDecoderTest, RejectsTooManyPixels) {
   }
   Image bomb;
   bomb.set_encoded(std::string(png.begin(), png.end()));
+  EXPECT_THAT(DecodeImage(bomb, kMaxPixels).status().message(),
+              HasSubstr("declares 10000000000 pixels"));
+  // A big-endian TIFF of 8 + 2 + 2 * 12 bytes: width and height 100000
+  // (LONG), no pixel data at all.
+  const std::string tiff(
+      "MM\0*\0\0\0\x08\0\x02"
+      "\x01\x00\0\x04\0\0\0\x01\0\x01\x86\xA0"
+      "\x01\x01\0\x04\0\0\0\x01\0\x01\x86\xA0",
+      34);
+  bomb.set_encoded(tiff);
   EXPECT_THAT(DecodeImage(bomb, kMaxPixels).status().message(),
               HasSubstr("declares 10000000000 pixels"));
   // A header that claims 4 billion pixels is refused before any allocation.
