@@ -18,6 +18,7 @@
 #include "model/training/segmentation_metrics.h"
 #include "model/training/training_plot.h"
 #include "model/unet_geometry.h"
+#include "server/cpu_threads.h"
 #include "server/postprocess.h"
 #include "server/preprocess.h"
 
@@ -218,6 +219,7 @@ absl::Status Train(const TrainerOptions& options) {
     RETURN_IF_ERROR(LoadWeights(net, start.checkpoint / kWeightsFile));
   }
   const torch::Device device(options.device);
+  if (device.is_cpu()) torch::set_num_threads(UsableCpus());
   net->to(device);
   net->train();
   ASSIGN_OR_RETURN(std::unique_ptr<torch::optim::Optimizer> optimizer,
