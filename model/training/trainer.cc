@@ -15,12 +15,10 @@
 #include "model/model_writer.h"
 #include "model/training/dataset.h"
 #include "model/training/progress.h"
-#include "model/training/segmentation_metrics.h"
 #include "model/training/training_plot.h"
+#include "model/training/validation.h"
 #include "model/unet_geometry.h"
 #include "server/cpu_threads.h"
-#include "server/postprocess.h"
-#include "server/preprocess.h"
 
 namespace unet {
 namespace {
@@ -78,33 +76,26 @@ torch::Tensor WeightedCrossEntropy(const torch::Tensor& logits,
   return -(weights * log_p).sum() / weights.sum();
 }
 
-// Segments `samples` as the server would and scores them against their labels.
+// Scores `net` on `samples` as the server would segment them.
 absl::StatusOr<std::map<std::string, double>> Validate(
     UNet& net, const std::vector<Sample>& samples, const ModelConfig& config,
     torch::Device device) {
   torch::NoGradGuard no_grad;
   net->eval();
-  SegmentationScorer scorer;
-  for (const Sample& sample : samples) {
-    ASSIGN_OR_RETURN(const PreparedImage prepared,
-                     Preprocess(sample.image, config));
-    const torch::Tensor input =
-        torch::from_blob(const_cast<float*>(prepared.chw.data()),
-                         {1, 1, prepared.padded_height, prepared.padded_width})
-            .to(device);
-    const torch::Tensor logits = net(input).to(torch::kCPU).contiguous();
-    ASSIGN_OR_RETURN(
-        Segmentation segmentation,
-        ExtractSegmentation(logits.data_ptr<float>(), 2, logits.size(2),
-                            logits.size(3), prepared,
-                            /*with_probabilities=*/true));
-    const cv::Mat cell_probability(
-        sample.label.size(), CV_32F,
-        segmentation.probabilities.data() + kCellClass * sample.label.total());
-    scorer.Add(segmentation.mask, cell_probability, sample.label);
-  }
+  const ForwardPass forward = [&](const FloatTensor& input) {
+    const torch::Tensor logits =
+        net(torch::from_blob(const_cast<float*>(input.values.data()),
+                             input.shape)
+                .to(device))
+            .to(torch::kCPU)
+            .contiguous();
+    return FloatTensor{
+        logits.sizes().vec(),
+        {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()}};
+  };
+  auto metrics = ScoreAsServed(samples, config, forward);
   net->train();
-  return scorer.Metrics();
+  return metrics;
 }
 
 // A fresh model.json: the architecture asked for, the class names, and the

@@ -1,0 +1,47 @@
+// The shipped default model (model/repository) segments its held-out ISBI
+// slices (tests/data/isbi_validation: training slices 20-23, which the
+// trainer held out) as well as its model.json says, through the server's own
+// preprocessing, engine and postprocessing; and that meets the project's
+// target.
+
+#include "gtest/gtest.h"
+#include "model/model_config.h"
+#include "model/model_repository.h"
+#include "model/training/dataset.h"
+#include "model/training/validation.h"
+#include "server/torch_engine.h"
+
+namespace unet {
+namespace {
+
+TEST(ShippedModelTest, ScoresWhatItsModelJsonRecords) {
+  const auto versions = ScanModelRoot(UNET_SOURCE_DIR "/model/repository");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_FALSE(versions->empty());
+  const ModelVersionPath& newest = versions->back();
+  const auto config = ReadModelConfig(newest.dir / kConfigFile);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto engine = LoadTorchEngine(newest.dir, *config, {});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const auto samples =
+      LoadLabelledImages(UNET_TEST_DATA_DIR "/isbi_validation");
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  ASSERT_EQ(samples->size(), 4u);
+
+  const auto measured = ScoreAsServed(
+      *samples, *config,
+      [&](const FloatTensor& input) { return (*engine)->Forward(input); });
+  ASSERT_TRUE(measured.ok()) << measured.status();
+  const auto& recorded = config->training().metrics();
+  for (const char* name :
+       {"pixel_error", "rand_error", "misclassified_fraction", "dice_cell",
+        "dice_membrane", "iou_cell", "iou_membrane"}) {
+    ASSERT_TRUE(recorded.contains(name)) << name;
+    // Another thread count may sum in another order: allow float noise.
+    EXPECT_NEAR(measured->at(name), recorded.at(name), 1e-3) << name;
+  }
+  EXPECT_LE(measured->at("pixel_error"), 0.06);
+}
+
+}  // namespace
+}  // namespace unet
