@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <fstream>
-#include <iostream>
 #include <opencv2/core.hpp>
 #include <random>
 

@@ -66,9 +66,15 @@ cv::Mat DrawChart(const std::string& title, const std::vector<Series>& series,
     cv::line(chart, {area.x, row}, {area.x + area.width - 1, row}, kGrid);
     Text(chart, absl::StrFormat("%.3g", y), {5, row + 5}, kInk);
     const double x = x_min + (x_max - x_min) * i / 4;
-    const int column = to_pixel({x, y_min}).x;
-    Text(chart, absl::StrFormat("%.0f", x),
-         {column - 15, area.y + area.height + 20}, kInk);
+    const std::string label = absl::StrFormat("%.0f", x);
+    int baseline = 0;
+    const int width =
+        cv::getTextSize(label, cv::FONT_HERSHEY_SIMPLEX, 0.45, 1, &baseline)
+            .width;
+    // Centred under its tick, but never past the chart's right edge.
+    const int left =
+        std::min(to_pixel({x, y_min}).x - width / 2, size.width - width - 2);
+    Text(chart, label, {left, area.y + area.height + 20}, kInk);
   }
   cv::rectangle(chart, area, kInk);
   int legend_y = kTop + 20;
