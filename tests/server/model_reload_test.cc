@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 #include "tests/server/server_process.h"
+#include "tests/test_dirs.h"
 
 namespace unet {
 namespace {
@@ -33,9 +34,7 @@ using segmentation::v1::VersionStatus;
 class ModelReloadTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) /
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
+    root_ = testing::FreshTestDir();
     const std::string command = absl::StrCat(
         "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
         " --model_root ", root_.string(), " --width 8 > /dev/null");
@@ -183,16 +182,7 @@ TEST_F(ModelReloadTest, NewVersionsServeWithoutAFailedRequest) {
 // The trainer binary, run for a few steps at a tiny width on a served model
 // root, writes versions the server picks up and answers with.
 TEST_F(ModelReloadTest, ServesWhatTheTrainerWrites) {
-  const fs::path data = root_.string() + "_data";
-  for (const char* sub : {"image", "label"}) {
-    fs::create_directories(data / sub);
-  }
-  for (const char* n : {"0.png", "1.png"}) {
-    fs::copy_file(UNET_TEST_DATA_DIR "/isbi_train_0.png", data / "image" / n,
-                  fs::copy_options::overwrite_existing);
-    fs::copy_file(UNET_TEST_DATA_DIR "/isbi_train_0_label.png",
-                  data / "label" / n, fs::copy_options::overwrite_existing);
-  }
+  const fs::path data = testing::TinyIsbiDataset(root_.string() + "_data");
   const std::string command = absl::StrCat(
       TRAIN_BIN " --data ", data.string(), " --model_root ", root_.string(),
       " --steps 2 --checkpoint_every 2 --width 2 --tile 188",

@@ -13,23 +13,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Two labelled pairs made of the repository's test slice: one to train on,
-// one to validate with.
-fs::path TinyDataset() {
-  const fs::path dir = fs::path(::testing::TempDir()) / "tiny_isbi";
-  fs::remove_all(dir);
-  for (const char* sub : {"image", "label"}) fs::create_directories(dir / sub);
-  for (const char* n : {"0.png", "1.png"}) {
-    fs::copy_file(UNET_TEST_DATA_DIR "/isbi_train_0.png", dir / "image" / n);
-    fs::copy_file(UNET_TEST_DATA_DIR "/isbi_train_0_label.png",
-                  dir / "label" / n);
-  }
-  return dir;
-}
-
 TrainerOptions TinyRun(const fs::path& root) {
   TrainerOptions options;
-  options.data = TinyDataset();
+  options.data =
+      testing::TinyIsbiDataset(fs::path(::testing::TempDir()) / "tiny_isbi");
   options.model_root = root;
   options.steps = 4;
   options.checkpoint_every = 2;
