@@ -28,11 +28,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "model/imaging/preprocess.h"
 #include "model/model_config.h"
 #include "model/model_repository.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
-#include "server/image_decoder.h"
-#include "server/preprocess.h"
+#include "server/imaging/image_decoder.h"
 #include "server/segmentation_server.h"
 
 ABSL_FLAG(std::string, model_root, UNET_DEFAULT_MODEL_ROOT, "model repository");

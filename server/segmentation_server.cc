@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/cpu_threads.h"
 #include "common/log.h"
 #include "common/status_macros.h"
-#include "server/cpu_threads.h"
 
 namespace unet {
 namespace {

@@ -13,13 +13,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/http_endpoints.h"
-#include "server/metrics.h"
-#include "server/model_manager.h"
-#include "server/model_watcher.h"
-#include "server/segment_executor.h"
-#include "server/segmentation_service.h"
-#include "server/torch_engine.h"
+#include "server/api/segmentation_service.h"
+#include "server/engine/torch_engine.h"
+#include "server/lifecycle/model_manager.h"
+#include "server/lifecycle/model_watcher.h"
+#include "server/observability/http_endpoints.h"
+#include "server/observability/metrics.h"
+#include "server/scheduling/segment_executor.h"
 
 namespace unet {
 

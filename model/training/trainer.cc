@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/cpu_threads.h"
 #include "common/status_macros.h"
 #include "model/model_repository.h"
 #include "model/model_writer.h"
@@ -17,7 +18,6 @@
 #include "model/training/training_plot.h"
 #include "model/training/validation.h"
 #include "model/unet_geometry.h"
-#include "server/cpu_threads.h"
 
 namespace unet {
 namespace {

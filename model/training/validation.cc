@@ -1,10 +1,10 @@
 #include "model/training/validation.h"
 
 #include "common/status_macros.h"
+#include "model/imaging/postprocess.h"
+#include "model/imaging/preprocess.h"
 #include "model/training/dataset.h"
 #include "model/training/segmentation_metrics.h"
-#include "server/postprocess.h"
-#include "server/preprocess.h"
 
 namespace unet {
 

@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "model/model_config.h"
 #include "model/training/augment.h"
-#include "server/inference_engine.h"
+#include "server/engine/inference_engine.h"
 
 namespace unet {
 

@@ -9,7 +9,7 @@
 #include "model/model_repository.h"
 #include "model/training/dataset.h"
 #include "model/training/validation.h"
-#include "server/torch_engine.h"
+#include "server/engine/torch_engine.h"
 
 namespace unet {
 namespace {

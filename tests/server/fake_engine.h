@@ -12,7 +12,7 @@
 
 #include "absl/status/status.h"
 #include "model/unet_geometry.h"
-#include "server/inference_engine.h"
+#include "server/engine/inference_engine.h"
 
 namespace unet {
 

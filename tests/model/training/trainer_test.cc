@@ -5,7 +5,7 @@
 #include "model/model_repository.h"
 #include "model/model_writer.h"
 #include "model/unet.h"
-#include "server/torch_engine.h"
+#include "server/engine/torch_engine.h"
 #include "tests/test_dirs.h"
 
 namespace unet {

@@ -1,0 +1,38 @@
+#ifndef MODEL_IMAGING_PREPROCESS_H_
+#define MODEL_IMAGING_PREPROCESS_H_
+
+// Turns decoded pixels into the network's input.
+//
+// The network's convolutions are unpadded: an output pixel sees
+// ContextMargin() pixels of input on each side. The image is therefore
+// mirrored out by that margin, and further to the next valid input size, so
+// that the output covers every input pixel with real context and no content is
+// cropped away.
+// postprocess.h cuts the mask out of the output at the image's place.
+
+#include <opencv2/core.hpp>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+
+namespace unet {
+
+struct PreparedImage {
+  int channels = 0;
+  int height = 0, width = 0;                // of the request's image
+  int padded_height = 0, padded_width = 0;  // of the network input
+  int pad_top = 0, pad_left = 0;            // where the image sits in it
+  std::vector<float> chw;                   // normalised input, CHW
+};
+
+// Checks the channel count against the model, scales the pixels to [0, 1] by
+// their type's range, normalises them as `config` says and mirror-pads them
+// to a valid input size. INVALID_ARGUMENT for a channel count the model does
+// not take.
+absl::StatusOr<PreparedImage> Preprocess(const cv::Mat& image,
+                                         const ModelConfig& config);
+
+}  // namespace unet
+
+#endif  // MODEL_IMAGING_PREPROCESS_H_

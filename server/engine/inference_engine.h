@@ -1,0 +1,49 @@
+#ifndef SERVER_ENGINE_INFERENCE_ENGINE_H_
+#define SERVER_ENGINE_INFERENCE_ENGINE_H_
+
+// The seam between the server and LibTorch: plain types only, so that the
+// request path compiles without torch headers and tests can use a fake.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+
+namespace unet {
+
+// A dense float32 tensor, row-major (NCHW for images).
+struct FloatTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+// One loaded model version on one device. Forward may be called from one
+// thread at a time.
+class InferenceEngine {
+ public:
+  virtual ~InferenceEngine() = default;
+
+  // Runs the network on a batch (N, C, H, W) of one valid input size and
+  // returns its logits (N, classes, h, w).
+  virtual absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) = 0;
+
+  // Returns the device the engine runs on, e.g. "cpu" or "cuda:0".
+  virtual std::string device() const = 0;
+};
+
+// Loads the version in `version_dir` (model.pt, as `config` describes it) for
+// execution slot `slot` (the slot decides the device), checks the weights
+// against `config` and warms it up.
+using EngineLoader =
+    std::function<absl::StatusOr<std::unique_ptr<InferenceEngine>>(
+        const std::filesystem::path& version_dir, const ModelConfig& config,
+        int slot)>;
+
+}  // namespace unet
+
+#endif  // SERVER_ENGINE_INFERENCE_ENGINE_H_

@@ -1,0 +1,290 @@
+#include "server/engine/torch_engine.h"
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+
+// CUDA builds of LibTorch bring the CUDA runtime's headers; CPU builds do not.
+#if __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#define UNET_HAVE_CUDA_RUNTIME 1
+#endif
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+#include "model/model_repository.h"
+#include "model/unet.h"
+#include "model/unet_geometry.h"
+
+namespace unet {
+namespace {
+
+using ForwardFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+std::string Describe(const std::exception& e) {
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) {
+    return c10_error->what_without_backtrace();
+  }
+  return e.what();
+}
+
+class TorchEngine final : public InferenceEngine {
+ public:
+  TorchEngine(torch::Device device, torch::ScalarType dtype, bool channels_last,
+              ForwardFn forward)
+      : device_(device),
+        dtype_(dtype),
+        channels_last_(channels_last),
+        forward_(std::move(forward)) {}
+
+  absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) override {
+    int64_t elements = 1;
+    for (int64_t d : batch.shape) elements *= d;
+    if (batch.shape.size() != 4 ||
+        elements != static_cast<int64_t>(batch.values.size())) {
+      return absl::InvalidArgumentError("batch is not a dense NCHW tensor");
+    }
+    try {
+      // OpenMP keeps its thread count per calling thread; without this a
+      // worker thread runs LibTorch's CPU kernels on fewer threads than the
+      // process was given.
+      static thread_local const bool threads_set =
+          (at::init_num_threads(), true);
+      (void)threads_set;
+      c10::InferenceMode inference_mode;
+      // from_blob does not copy; the batch outlives the call.
+      torch::Tensor input =
+          torch::from_blob(const_cast<float*>(batch.values.data()), batch.shape,
+                           torch::kFloat32);
+      if (device_.is_cuda()) {
+        // Stage in pinned memory so that the copy to the GPU is a DMA.
+        input = input.pin_memory().to(device_, dtype_, /*non_blocking=*/true);
+      } else {
+        input = input.to(dtype_);
+      }
+      if (channels_last_) {
+        input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+      }
+      const torch::Tensor logits =
+          forward_(input).to(torch::kCPU, torch::kFloat32).contiguous();
+      FloatTensor result;
+      result.shape = logits.sizes().vec();
+      result.values.assign(logits.data_ptr<float>(),
+                           logits.data_ptr<float>() + logits.numel());
+      return result;
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("forward failed: ", Describe(e)));
+    }
+  }
+
+  std::string device() const override { return device_.str(); }
+
+  ~TorchEngine() override {
+    forward_ = nullptr;  // frees the module's weights
+#ifdef UNET_HAVE_CUDA_RUNTIME
+    // Hand the freed blocks back to the driver, so that a reload does not
+    // leave the card's memory with LibTorch's cache.
+    if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  }
+
+ private:
+  const torch::Device device_;
+  const torch::ScalarType dtype_;
+  const bool channels_last_;
+  ForwardFn forward_;
+};
+
+torch::ScalarType DtypeOf(const std::string& precision) {
+  if (precision == "fp16") return torch::kHalf;
+  if (precision == "bf16") return torch::kBFloat16;
+  return torch::kFloat32;
+}
+
+// Moves parameters and buffers to the device and dtype, and 4-D weights to
+// channels-last when asked.
+template <typename Params>
+void Place(Params params, const EngineOptions& options) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device(options.device);
+  for (auto param : params) {
+    torch::Tensor placed = param.to(device, DtypeOf(options.precision));
+    if (options.channels_last && placed.dim() == 4) {
+      placed = placed.contiguous(torch::MemoryFormat::ChannelsLast);
+    }
+    param.set_data(placed);
+  }
+}
+
+absl::StatusOr<ForwardFn> LoadLibTorch(const std::string& path,
+                                       const ModelConfig& config,
+                                       const EngineOptions& options) {
+  UNet net(OptionsFromArchitecture(config.architecture()));
+  RETURN_IF_ERROR(LoadWeights(net, path));
+  net->eval();
+  Place(net->parameters(), options);
+  Place(net->buffers(), options);
+  return ForwardFn([net](const torch::Tensor& x) mutable { return net(x); });
+}
+
+ForwardFn LoadTorchScript(const std::string& path,
+                          const EngineOptions& options) {
+  torch::jit::Module module =
+      torch::jit::load(path, torch::Device(options.device));
+  module.eval();
+  Place(module.parameters(), options);
+  Place(module.buffers(), options);
+  return [module](const torch::Tensor& x) mutable {
+    return module.forward({x}).toTensor();
+  };
+}
+
+// Runs one pass on the smallest valid input and checks what comes out.
+absl::Status CheckOutput(InferenceEngine& engine, const ModelConfig& config) {
+  const auto& arch = config.architecture();
+  const int levels = arch.channels_size();
+  const int side = ValidInputSides(levels).minimum;
+  FloatTensor input{{1, arch.input_channels(), side, side}, {}};
+  input.values.resize(arch.input_channels() * side * side);
+  for (size_t i = 0; i < input.values.size(); ++i) {
+    input.values[i] = static_cast<float>(i % 97) / 97.0f;
+  }
+  ASSIGN_OR_RETURN(const FloatTensor output, engine.Forward(input));
+  const int64_t out_side = arch.retain_dim() ? side : *OutputSide(side, levels);
+  const std::vector<int64_t> expected = {1, arch.num_classes(), out_side,
+                                         out_side};
+  if (output.shape != expected) {
+    return absl::FailedPreconditionError(
+        "the model's output shape does not match model.json");
+  }
+  for (float v : output.values) {
+    if (!std::isfinite(v)) {
+      return absl::FailedPreconditionError("warm-up gave non-finite logits");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Runs every batch size once at the padded size of a typical image, so that
+// cuDNN's autotuner has picked its kernels before the first request.
+absl::Status WarmUpBatchSizes(InferenceEngine& engine,
+                              const ModelConfig& config,
+                              const EngineOptions& options) {
+  const auto& arch = config.architecture();
+  const int levels = arch.channels_size();
+  const int side = NextValidInputSide(
+      options.warmup_image_side + 2 * ContextMargin(levels), levels);
+  for (int batch = 1; batch <= options.max_batch_size; ++batch) {
+    FloatTensor input{{batch, arch.input_channels(), side, side}, {}};
+    input.values.assign(batch * arch.input_channels() * side * side, 0.5f);
+    RETURN_IF_ERROR(engine.Forward(input).status());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ResolveDevices(
+    const std::string& requested) {
+  const bool cuda = torch::cuda::is_available();
+  if (requested.empty())
+    return std::vector<std::string>{cuda ? "cuda:0" : "cpu"};
+  std::vector<std::string> devices;
+  for (absl::string_view name : absl::StrSplit(requested, ',')) {
+    if (name == "cpu") {
+      devices.emplace_back(name);
+      continue;
+    }
+    int index = 0;
+    if (name != "cuda" && !(absl::ConsumePrefix(&name, "cuda:") &&
+                            absl::SimpleAtoi(name, &index) && index >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device \"", requested, "\" is not cpu, cuda or cuda:N"));
+    }
+    if (!cuda || index >= static_cast<int>(torch::cuda::device_count())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device cuda:", index, " is not available"));
+    }
+    devices.push_back(absl::StrCat("cuda:", index));
+  }
+  return devices;
+}
+
+absl::Status CheckPrecision(const std::string& precision,
+                            const std::string& device) {
+  if (precision != "fp32" && precision != "fp16" && precision != "bf16") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "precision \"", precision, "\" is not fp32, fp16 or bf16"));
+  }
+  // LibTorch's CPU kernels lack half precision for some U-Net layers (1.13
+  // has no bf16 transposed convolution).
+  if (precision != "fp32" && device == "cpu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(precision, " needs a CUDA device"));
+  }
+  return absl::OkStatus();
+}
+
+void SetCpuThreads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
+std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
+  std::vector<std::pair<std::string, double>> in_use;
+#ifdef UNET_HAVE_CUDA_RUNTIME
+  if (!torch::cuda::is_available()) return in_use;
+  for (int device = 0; device < static_cast<int>(torch::cuda::device_count());
+       ++device) {
+    size_t free_bytes = 0, total_bytes = 0;
+    // The current device is per thread; this is the scraping thread.
+    if (cudaSetDevice(device) == cudaSuccess &&
+        cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+      in_use.emplace_back(absl::StrCat("cuda:", device),
+                          static_cast<double>(total_bytes - free_bytes));
+    }
+  }
+#endif
+  return in_use;
+}
+
+absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
+    const std::filesystem::path& version_dir, const ModelConfig& config,
+    const EngineOptions& options) {
+  RETURN_IF_ERROR(CheckPrecision(options.precision, options.device));
+  const std::string path = (version_dir / kWeightsFile).string();
+  std::unique_ptr<InferenceEngine> engine;
+  try {
+    const torch::Device device(options.device);
+    if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+    ForwardFn forward;
+    if (config.format() == kFormatTorchScript) {
+      forward = LoadTorchScript(path, options);
+    } else {
+      ASSIGN_OR_RETURN(forward, LoadLibTorch(path, config, options));
+    }
+    engine = std::make_unique<TorchEngine>(device, DtypeOf(options.precision),
+                                           options.channels_last,
+                                           std::move(forward));
+  } catch (const std::exception& e) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot load ", path, ": ", Describe(e)));
+  }
+  absl::Status ready = CheckOutput(*engine, config);
+  if (ready.ok() && torch::Device(options.device).is_cuda()) {
+    ready = WarmUpBatchSizes(*engine, config, options);
+  }
+  if (!ready.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(version_dir.string(), ": ", ready.message()));
+  }
+  return engine;
+}
+
+}  // namespace unet

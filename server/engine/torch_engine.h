@@ -1,0 +1,55 @@
+#ifndef SERVER_ENGINE_TORCH_ENGINE_H_
+#define SERVER_ENGINE_TORCH_ENGINE_H_
+
+// The LibTorch implementation of InferenceEngine: loads LibTorch checkpoints
+// of the C++ U-Net and TorchScript modules saved from Python, and runs them
+// on the CPU or a CUDA device at the precision asked for.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/engine/inference_engine.h"
+
+namespace unet {
+
+struct EngineOptions {
+  std::string device = "cpu";      // as ResolveDevices returns it
+  std::string precision = "fp32";  // fp32, fp16 or bf16 (weights and math)
+  bool channels_last = false;      // NHWC activations, faster on tensor cores
+  // On CUDA, every batch size 1..max_batch_size is run once at the padded
+  // size of a warmup_image_side image before the engine is handed out, so
+  // that cuDNN has chosen its kernels before the first request.
+  int max_batch_size = 1;
+  int warmup_image_side = 512;
+};
+
+// Expands a comma-separated device list ("cpu", "cuda", "cuda:0,cuda:1";
+// empty: cuda:0 when available, else cpu) into device names, or
+// INVALID_ARGUMENT for an unknown or absent device.
+absl::StatusOr<std::vector<std::string>> ResolveDevices(
+    const std::string& requested);
+
+// Checks that `precision` is one LibTorch runs on `device`.
+absl::Status CheckPrecision(const std::string& precision,
+                            const std::string& device);
+
+// Loads one version, checks it against `config` (weight shapes; a pass that
+// gives finite logits of the expected shape) and warms it up.
+absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
+    const std::filesystem::path& version_dir, const ModelConfig& config,
+    const EngineOptions& options);
+
+// Sets LibTorch's intra-op threads for the workers (0: leave its default).
+void SetCpuThreads(int threads);
+
+// Returns (device, bytes in use) for each visible GPU, as the CUDA driver
+// reports it (all allocations on the card); empty without CUDA.
+std::vector<std::pair<std::string, double>> DeviceMemoryInUse();
+
+}  // namespace unet
+
+#endif  // SERVER_ENGINE_TORCH_ENGINE_H_

@@ -1,0 +1,53 @@
+#ifndef SERVER_SCHEDULING_SEGMENT_EXECUTOR_H_
+#define SERVER_SCHEDULING_SEGMENT_EXECUTOR_H_
+
+// Runs admitted Segment jobs: the dynamic batcher forms batches, one worker
+// per execution slot (a model instance on a device) runs them and completes
+// each job.
+
+#include <cstddef>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "server/scheduling/dynamic_batcher.h"
+#include "server/scheduling/segment_job.h"
+
+namespace unet {
+
+struct ExecutorOptions {
+  BatcherOptions batcher;
+  // Workers; worker i runs batches on engine i of each model version.
+  int slots = 1;
+};
+
+class SegmentExecutor {
+ public:
+  explicit SegmentExecutor(const ExecutorOptions& options);
+  // Finishes the queued jobs, then stops the worker.
+  ~SegmentExecutor();
+
+  SegmentExecutor(const SegmentExecutor&) = delete;
+  SegmentExecutor& operator=(const SegmentExecutor&) = delete;
+
+  // Queues `job`; see DynamicBatcher::Enqueue for who owns it after.
+  absl::Status Submit(std::unique_ptr<SegmentJob> job) {
+    return batcher_.Enqueue(std::move(job));
+  }
+
+  // Refuses new jobs, finishes the queued ones and joins the workers.
+  void Stop();
+
+  size_t queue_depth() { return batcher_.queue_depth(); }
+
+ private:
+  void WorkerLoop(int slot);
+
+  DynamicBatcher batcher_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace unet
+
+#endif  // SERVER_SCHEDULING_SEGMENT_EXECUTOR_H_

@@ -1,0 +1,38 @@
+#ifndef SERVER_SCHEDULING_SEGMENT_JOB_H_
+#define SERVER_SCHEDULING_SEGMENT_JOB_H_
+
+// One admitted Segment request on its way from the RPC handler through the
+// queue to the engine and back.
+
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "model/imaging/preprocess.h"
+#include "segmentation/v1/segmentation.pb.h"
+#include "server/lifecycle/model_manager.h"
+
+namespace unet {
+
+struct SegmentJob {
+  // The version the request was admitted with; it stays loaded until the job
+  // is done.
+  std::shared_ptr<const LoadedModel> model;
+  PreparedImage image;
+  bool include_probabilities = false;
+  segmentation::v1::MaskEncoding mask_encoding = segmentation::v1::PNG;
+  segmentation::v1::SegmentRequest::Priority priority =
+      segmentation::v1::SegmentRequest::ROUTINE;
+  absl::Time admitted;                           // when it entered the queue
+  absl::Time deadline = absl::InfiniteFuture();  // the caller's deadline
+  std::function<bool()> cancelled = [] { return false; };  // caller gone?
+  // Filled by the executor; owned by the RPC, which outlives the job.
+  segmentation::v1::SegmentResponse* response = nullptr;
+  // Called exactly once, with the outcome, after `response` is filled.
+  std::function<void(const absl::Status&)> done;
+};
+
+}  // namespace unet
+
+#endif  // SERVER_SCHEDULING_SEGMENT_JOB_H_

@@ -1,0 +1,212 @@
+#include "server/lifecycle/model_manager.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "model/model_repository.h"
+#include "tests/server/fake_engine.h"
+#include "tests/test_dirs.h"
+
+namespace unet {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { root_ = testing::FreshTestDir(); }
+
+  // Writes a version whose model.pt holds `weights` ("bad" fails to load).
+  void MakeVersion(const std::string& name, int version,
+                   const std::string& weights = "good") {
+    const fs::path dir = root_ / name / std::to_string(version);
+    fs::create_directories(dir);
+    std::ofstream(dir / kWeightsFile) << weights;
+    std::ofstream(dir / kConfigFile)
+        << ModelConfigToJson(DefaultModelConfig(1, 2, {2, 4, 8, 16, 32}));
+  }
+
+  ModelManager Manager(const std::string& default_model = "",
+                       VersionPins pins = {}) {
+    return ModelManager(
+        root_, default_model,
+        [this](const fs::path& dir, const ModelConfig&,
+               int slot) -> absl::StatusOr<std::unique_ptr<InferenceEngine>> {
+          std::ifstream weights(dir / kWeightsFile);
+          std::string contents;
+          weights >> contents;
+          if (slot == 0) loaded_.push_back(dir);
+          if (contents == "bad") return absl::DataLossError("corrupt");
+          return std::make_unique<FakeEngine>();
+        },
+        /*slots=*/2, metrics_, std::move(pins));
+  }
+
+  fs::path root_;
+  ServerMetrics metrics_;
+  std::vector<fs::path> loaded_;
+};
+
+TEST_F(ModelManagerTest, LoadsTheNewestVersionOfEachModel) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 3);
+  MakeVersion("other", 2);
+  ModelManager manager = Manager("unet");
+  ASSERT_TRUE(manager.LoadAll().ok());
+  const auto unet = manager.Find("", 0);
+  ASSERT_TRUE(unet.ok()) << unet.status();
+  EXPECT_EQ((*unet)->name, "unet");
+  EXPECT_EQ((*unet)->version, 3);
+  EXPECT_EQ((*manager.Find("other", 0))->version, 2);
+  EXPECT_EQ((*manager.Find("unet", 3))->version, 3);
+  EXPECT_EQ(loaded_.size(), 2u);           // version 1 was never loaded
+  EXPECT_EQ((*unet)->engines.size(), 2u);  // one per slot
+  EXPECT_EQ((*unet)->devices(), "fake");
+}
+
+TEST_F(ModelManagerTest, FallsBackToAnOlderVersionWhenTheNewestFails) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 2, "bad");
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ((*manager.Find("", 0))->version, 1);
+}
+
+TEST_F(ModelManagerTest, UnknownModelOrVersionIsNotFound) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ(manager.Find("nope", 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager.Find("unet", 7).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelManagerTest, TheOnlyModelIsTheDefault) {
+  MakeVersion("solo", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ(manager.default_model(), "solo");
+}
+
+TEST_F(ModelManagerTest, SeveralModelsNeedANamedDefault) {
+  MakeVersion("a", 1);
+  MakeVersion("b", 1);
+  EXPECT_EQ(Manager().LoadAll().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ModelManagerTest, FailsWhenTheDefaultModelCannotLoad) {
+  MakeVersion("unet", 1, "bad");
+  EXPECT_EQ(Manager().LoadAll().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Manager("absent").LoadAll().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelManagerTest, CountsLoadsAndFailuresInMetrics) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 2, "bad");
+  ASSERT_TRUE(Manager().LoadAll().ok());
+  const std::string text = metrics_.Scrape({});
+  EXPECT_NE(
+      text.find("segmentation_model_load_failures_total{model=\"unet\"} 1"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("segmentation_model_version_info{device=\"fake\",format="
+                      "\"libtorch\",model=\"unet\",version=\"1\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("segmentation_model_load_duration_seconds_count{model="
+                      "\"unet\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ModelManagerTest, IsUnavailableUntilLoaded) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager("unet");
+  EXPECT_EQ(manager.Find("", 0).status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_TRUE(manager.Find("", 0).ok());
+}
+
+using State = VersionStatus::State;
+
+std::map<int64_t, State> States(const ModelManager& manager,
+                                const std::string& name) {
+  std::map<int64_t, State> states;
+  for (const auto& v : manager.Versions(name)) states[v.version()] = v.state();
+  return states;
+}
+
+TEST_F(ModelManagerTest, ReconcileSwapsInANewVersionAndReleasesTheOld) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  std::shared_ptr<const LoadedModel> in_flight = *manager.Find("", 0);
+  std::weak_ptr<const LoadedModel> old_version = in_flight;
+
+  MakeVersion("unet", 2);
+  manager.Reconcile();
+  EXPECT_EQ((*manager.Find("", 0))->version, 2);
+  EXPECT_EQ(manager.Find("unet", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  // A request admitted with version 1 still holds it...
+  EXPECT_EQ(in_flight->version, 1);
+  EXPECT_FALSE(old_version.expired());
+  // ...and it is freed after that request.
+  in_flight.reset();
+  EXPECT_TRUE(old_version.expired());
+  EXPECT_EQ(States(manager, "unet"),
+            (std::map<int64_t, State>{{1, VersionStatus::UNLOADED},
+                                      {2, VersionStatus::AVAILABLE}}));
+}
+
+TEST_F(ModelManagerTest, ABadVersionIsSkippedOnceAndTheGoodOneServes) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  MakeVersion("unet", 2, "bad");
+  manager.Reconcile();
+  manager.Reconcile();
+  EXPECT_EQ((*manager.Find("", 0))->version, 1);
+  EXPECT_EQ(States(manager, "unet")[2], VersionStatus::FAILED);
+  // Tried once: the first load of v1 and v2 on two slots, and one failure.
+  EXPECT_EQ(std::count(loaded_.begin(), loaded_.end(), root_ / "unet" / "2"),
+            1);
+  EXPECT_NE(metrics_.Scrape({}).find(
+                "segmentation_model_load_failures_total{model=\"unet\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ModelManagerTest, AnUnreadableRootUnloadsNothing) {
+  MakeVersion("unet", 1);
+  ModelManager manager = Manager();
+  ASSERT_TRUE(manager.LoadAll().ok());
+  fs::rename(root_, root_.string() + ".away");  // the mount blinks
+  manager.Reconcile();
+  EXPECT_TRUE(manager.Find("", 0).ok());
+  fs::rename(root_.string() + ".away", root_);
+  fs::remove_all(root_ / "unet");  // every version vanished
+  manager.Reconcile();
+  EXPECT_TRUE(manager.Find("", 0).ok());
+}
+
+TEST_F(ModelManagerTest, PinnedVersionsAreServedTogether) {
+  MakeVersion("unet", 1);
+  MakeVersion("unet", 2);
+  MakeVersion("unet", 3);
+  ModelManager manager = Manager("", {{"unet", {1, 2}}});
+  ASSERT_TRUE(manager.LoadAll().ok());
+  EXPECT_EQ((*manager.Find("unet", 1))->version, 1);
+  EXPECT_EQ((*manager.Find("unet", 2))->version, 2);
+  EXPECT_EQ((*manager.Find("unet", 0))->version, 2);  // newest of the pins
+  EXPECT_FALSE(manager.Find("unet", 3).ok());
+}
+
+TEST_F(ModelManagerTest, MissingRootIsAnError) {
+  ModelManager manager(root_ / "absent", "", nullptr, 1, metrics_);
+  EXPECT_EQ(manager.LoadAll().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace unet

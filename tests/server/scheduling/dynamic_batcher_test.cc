@@ -1,0 +1,172 @@
+#include "server/scheduling/dynamic_batcher.h"
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace unet {
+namespace {
+
+using segmentation::v1::SegmentRequest;
+
+class DynamicBatcherTest : public ::testing::Test {
+ protected:
+  // Returns a queued request as the batcher sees it: a model version, a
+  // padded shape, and the outcome recorded under `id` when done.
+  std::unique_ptr<SegmentJob> Job(
+      int id, int side = 188, std::shared_ptr<const LoadedModel> model = {}) {
+    auto job = std::make_unique<SegmentJob>();
+    job->model = model ? model : model_a_;
+    job->image.channels = 1;
+    job->image.padded_height = job->image.padded_width = side;
+    job->done = [this, id](const absl::Status& status) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      outcomes_[id] = status.code();
+    };
+    ids_[job.get()] = id;
+    return job;
+  }
+
+  std::unique_ptr<SegmentJob> Urgent(int id) {
+    auto job = Job(id);
+    job->priority = SegmentRequest::URGENT;
+    return job;
+  }
+
+  std::vector<int> Ids(const std::vector<std::unique_ptr<SegmentJob>>& batch) {
+    std::vector<int> ids;
+    for (const auto& job : batch) ids.push_back(ids_.at(job.get()));
+    return ids;
+  }
+
+  absl::StatusCode Outcome(int id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return outcomes_.count(id) ? outcomes_[id] : absl::StatusCode::kUnknown;
+  }
+
+  std::shared_ptr<const LoadedModel> model_a_ = std::make_shared<LoadedModel>();
+  std::shared_ptr<const LoadedModel> model_b_ = std::make_shared<LoadedModel>();
+  std::map<const SegmentJob*, int> ids_;
+  std::mutex mutex_;
+  std::map<int, absl::StatusCode> outcomes_;
+};
+
+BatcherOptions Options(size_t max_batch, absl::Duration delay,
+                       size_t max_queue = 64) {
+  BatcherOptions options;
+  options.max_batch_size = max_batch;
+  options.max_queue_delay = delay;
+  options.max_queue_size = max_queue;
+  return options;
+}
+
+TEST_F(DynamicBatcherTest, FullQueueIsRefusedAtOnce) {
+  DynamicBatcher batcher(Options(4, absl::ZeroDuration(), 2));
+  EXPECT_TRUE(batcher.Enqueue(Job(1)).ok());
+  EXPECT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(batcher.Enqueue(Job(3)).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(batcher.queue_depth(), 2u);
+}
+
+TEST_F(DynamicBatcherTest, ExpiredRequestsAreAnsweredNotBatched) {
+  DynamicBatcher batcher(Options(8, absl::ZeroDuration()));
+  auto expired = Job(1);
+  expired->deadline = absl::Now();
+  ASSERT_TRUE(batcher.Enqueue(std::move(expired)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{2});
+  EXPECT_EQ(Outcome(1), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(DynamicBatcherTest, CancelledRequestsLeaveTheQueue) {
+  DynamicBatcher batcher(Options(8, absl::ZeroDuration(), 2));
+  auto cancelled = Job(1);
+  cancelled->cancelled = [] { return true; };
+  ASSERT_TRUE(batcher.Enqueue(std::move(cancelled)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  // The queue is full, but the cancelled request makes room.
+  ASSERT_TRUE(batcher.Enqueue(Job(3)).ok());
+  EXPECT_EQ(Outcome(1), absl::StatusCode::kCancelled);
+  EXPECT_EQ(Ids(batcher.NextBatch()), (std::vector<int>{2, 3}));
+}
+
+TEST_F(DynamicBatcherTest, UrgentOvertakesRoutine) {
+  DynamicBatcher batcher(Options(1, absl::ZeroDuration()));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Urgent(3)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{3});
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{1});
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{2});
+}
+
+TEST_F(DynamicBatcherTest, UrgentJobsFillABatchFirst) {
+  DynamicBatcher batcher(Options(2, absl::ZeroDuration()));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Urgent(3)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), (std::vector<int>{3, 1}));
+}
+
+TEST_F(DynamicBatcherTest, NeverMixesVersionsOrShapes) {
+  DynamicBatcher batcher(Options(8, absl::ZeroDuration()));
+  const std::shared_ptr<const LoadedModel> models[] = {model_a_, model_b_};
+  int id = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& model : models) {
+      for (int side : {188, 204}) {
+        ASSERT_TRUE(batcher.Enqueue(Job(++id, side, model)).ok());
+      }
+    }
+  }
+  batcher.Close();
+  int delivered = 0;
+  for (auto batch = batcher.NextBatch(); !batch.empty();
+       batch = batcher.NextBatch()) {
+    EXPECT_EQ(batch.size(), 3u);  // the three rounds of one (model, shape)
+    for (const auto& job : batch) {
+      EXPECT_EQ(job->model, batch.front()->model);
+      EXPECT_EQ(job->image.padded_height, batch.front()->image.padded_height);
+    }
+    delivered += batch.size();
+  }
+  EXPECT_EQ(delivered, id);
+}
+
+TEST_F(DynamicBatcherTest, FirstRequestWaitsForCompany) {
+  DynamicBatcher batcher(Options(4, absl::Seconds(10)));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  auto batch =
+      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  for (int id = 2; id <= 4; ++id) {
+    absl::SleepFor(absl::Milliseconds(20));
+    ASSERT_TRUE(batcher.Enqueue(Job(id)).ok());
+  }
+  // A full batch leaves at once, long before the 10 s delay.
+  ASSERT_EQ(batch.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(batch.get()), (std::vector<int>{1, 2, 3, 4}));
+}
+
+TEST_F(DynamicBatcherTest, ALoneRequestLeavesAfterTheDelay) {
+  DynamicBatcher batcher(Options(4, absl::Milliseconds(50)));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{1});
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(40));
+}
+
+TEST_F(DynamicBatcherTest, CloseRefusesNewJobsAndHandsOutQueuedOnes) {
+  DynamicBatcher batcher(Options(4, absl::Seconds(10)));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  batcher.Close();
+  EXPECT_EQ(batcher.Enqueue(Job(2)).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{1});  // no waiting
+  EXPECT_TRUE(batcher.NextBatch().empty());
+}
+
+}  // namespace
+}  // namespace unet

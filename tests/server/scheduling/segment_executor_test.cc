@@ -1,0 +1,179 @@
+#include "server/scheduling/segment_executor.h"
+
+#include <future>
+#include <opencv2/imgcodecs.hpp>
+#include <thread>
+
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/server/fake_engine.h"
+
+namespace unet {
+namespace {
+
+using segmentation::v1::SegmentResponse;
+
+// One request in flight: its response, and its outcome once done.
+struct Call {
+  SegmentResponse response;
+  std::promise<absl::Status> outcome;
+  cv::Mat image;
+};
+
+class SegmentExecutorTest : public ::testing::Test {
+ protected:
+  SegmentExecutorTest() {
+    auto engine = std::make_shared<FakeEngine>();
+    engine_ = engine.get();
+    auto model = std::make_shared<LoadedModel>();
+    model->name = "fake";
+    model->version = 4;
+    model->config = DefaultModelConfig(1, 2, {2, 4, 8, 16, 32});
+    model->engines.push_back(std::move(engine));
+    model_ = std::move(model);
+  }
+
+  std::unique_ptr<SegmentJob> Job(Call& call, int rows = 20, int cols = 30) {
+    call.image.create(rows, cols, CV_8UC1);
+    cv::randu(call.image, 0, 256);
+    auto job = std::make_unique<SegmentJob>();
+    job->model = model_;
+    job->image = *Preprocess(call.image, model_->config);
+    job->mask_encoding = segmentation::v1::RAW;
+    job->response = &call.response;
+    job->done = [&call](const absl::Status& status) {
+      call.outcome.set_value(status);
+    };
+    return job;
+  }
+
+  // The mask a correct path returns for `call` with the fake engine.
+  static std::string ExpectedMask(const Call& call) {
+    cv::Mat expected = call.image > 127;
+    expected /= 255;
+    return std::string(reinterpret_cast<const char*>(expected.data),
+                       expected.total());
+  }
+
+  // Makes the engine's first Forward set `entered`, then wait for `release`.
+  void HoldFirstForward(std::promise<void>& entered,
+                        std::promise<void>& release) {
+    std::shared_future<void> released = release.get_future().share();
+    engine_->before_forward = [&entered, released, first = true]() mutable {
+      if (first) {
+        first = false;
+        entered.set_value();
+        released.wait();
+      }
+    };
+  }
+
+  FakeEngine* engine_;
+  std::shared_ptr<const LoadedModel> model_;
+};
+
+TEST_F(SegmentExecutorTest, RoutesEachResultToItsCaller) {
+  SegmentExecutor executor({});
+  std::vector<Call> calls(8);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    ASSERT_TRUE(executor.Submit(Job(calls[i], 10 + i, 40 - i)).ok());
+  }
+  for (Call& call : calls) {
+    ASSERT_TRUE(call.outcome.get_future().get().ok());
+    EXPECT_EQ(call.response.mask().data(), ExpectedMask(call));
+    EXPECT_EQ(call.response.mask().height(), call.image.rows);
+    EXPECT_EQ(call.response.mask().width(), call.image.cols);
+    EXPECT_EQ(call.response.model(), "fake");
+    EXPECT_EQ(call.response.model_version(), 4);
+    EXPECT_GE(call.response.timing().batch_size(), 1);
+  }
+}
+
+TEST_F(SegmentExecutorTest, FullQueueIsRefusedAtOnce) {
+  std::promise<void> entered, release;
+  HoldFirstForward(entered, release);
+  ExecutorOptions options;
+  options.batcher.max_queue_size = 2;
+  options.batcher.max_batch_size = 1;
+  SegmentExecutor executor(options);
+  std::vector<Call> calls(4);
+  ASSERT_TRUE(executor.Submit(Job(calls[0])).ok());
+  entered.get_future().wait();  // the worker holds job 0; the queue is empty
+  ASSERT_TRUE(executor.Submit(Job(calls[1])).ok());
+  ASSERT_TRUE(executor.Submit(Job(calls[2])).ok());
+  EXPECT_EQ(executor.Submit(Job(calls[3])).code(),
+            absl::StatusCode::kResourceExhausted);
+  release.set_value();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(calls[i].outcome.get_future().get().ok());
+  }
+}
+
+TEST_F(SegmentExecutorTest, AnExpiredRequestIsNeverComputed) {
+  std::promise<void> entered, release;
+  HoldFirstForward(entered, release);
+  SegmentExecutor executor({});
+  Call busy, late;
+  ASSERT_TRUE(executor.Submit(Job(busy)).ok());
+  entered.get_future().wait();  // the worker is busy with `busy`
+  auto job = Job(late);
+  job->deadline = absl::Now() + absl::Milliseconds(20);
+  ASSERT_TRUE(executor.Submit(std::move(job)).ok());
+  absl::SleepFor(absl::Milliseconds(60));
+  release.set_value();
+  EXPECT_TRUE(busy.outcome.get_future().get().ok());
+  EXPECT_EQ(late.outcome.get_future().get().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  executor.Stop();
+  EXPECT_EQ(engine_->calls, 1);  // only `busy` reached the engine
+}
+
+TEST_F(SegmentExecutorTest, BatchesFormUnderConcurrency) {
+  engine_->before_forward = [] { absl::SleepFor(absl::Milliseconds(20)); };
+  ExecutorOptions options;
+  options.batcher.max_batch_size = 8;
+  SegmentExecutor executor(options);
+  constexpr int kThreads = 4, kPerThread = 8;
+  std::vector<Call> calls(kThreads * kPerThread);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Call& call = calls[t * kPerThread + i];
+        ASSERT_TRUE(executor.Submit(Job(call)).ok());
+        call.outcome.get_future().wait();  // one request at a time per client
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  for (Call& call : calls) {
+    EXPECT_EQ(call.response.mask().data(), ExpectedMask(call));
+  }
+  const double mean_batch = static_cast<double>(calls.size()) / engine_->calls;
+  EXPECT_GT(mean_batch, 1.5) << engine_->calls << " forward passes";
+}
+
+TEST_F(SegmentExecutorTest, EngineErrorsReachTheCaller) {
+  engine_->fail_with = absl::InternalError("device lost");
+  SegmentExecutor executor({});
+  Call call;
+  ASSERT_TRUE(executor.Submit(Job(call)).ok());
+  EXPECT_EQ(call.outcome.get_future().get().code(),
+            absl::StatusCode::kInternal);
+}
+
+TEST_F(SegmentExecutorTest, StopFinishesQueuedJobsThenRefusesNewOnes) {
+  SegmentExecutor executor({});
+  std::vector<Call> calls(5);
+  for (Call& call : calls) ASSERT_TRUE(executor.Submit(Job(call)).ok());
+  executor.Stop();
+  for (Call& call : calls) {
+    EXPECT_TRUE(call.outcome.get_future().get().ok());
+  }
+  EXPECT_GE(engine_->calls, 1);
+  Call late;
+  EXPECT_EQ(executor.Submit(Job(late)).code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace unet
