@@ -176,7 +176,8 @@ absl::Status Run() {
   bytes << file.rdbuf();
   segmentation::v1::Image image;
   image.set_encoded(bytes.str());
-  ASSIGN_OR_RETURN(const cv::Mat pixels, DecodeImage(image, int64_t{1} << 30));
+  ASSIGN_OR_RETURN(const cv::Mat pixels,
+                   DecodeImage(image, DecodeLimits{int64_t{1} << 30, 65536}));
   ASSIGN_OR_RETURN(const PreparedImage prepared,
                    Preprocess(pixels, model->config));
   const double seconds = absl::GetFlag(FLAGS_seconds);

@@ -40,10 +40,10 @@ ValidSides ValidInputSides(int levels) {
   return sides;
 }
 
-int NextValidInputSide(int side, int levels) {
+int64_t NextValidInputSide(int64_t side, int levels) {
   const ValidSides sides = ValidInputSides(levels);
   if (side <= sides.minimum) return sides.minimum;
-  const int steps = (side - sides.minimum + sides.step - 1) / sides.step;
+  const int64_t steps = (side - sides.minimum + sides.step - 1) / sides.step;
   return sides.minimum + steps * sides.step;
 }
 

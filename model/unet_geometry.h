@@ -6,6 +6,8 @@
 // size. For the seed (5 levels) a 572 input gives a 388 output. These rules
 // depend only on the number of levels, not on the channel counts.
 
+#include <cstdint>
+
 #include "absl/status/statusor.h"
 
 namespace unet {
@@ -23,7 +25,7 @@ absl::StatusOr<int> OutputSide(int input_side, int levels);
 ValidSides ValidInputSides(int levels);
 
 // Returns the smallest valid input side that is at least `side`.
-int NextValidInputSide(int side, int levels);
+int64_t NextValidInputSide(int64_t side, int levels);
 
 // Returns the pixels of context the network consumes on each side: an input
 // of side s gives an output of side s - 2 * ContextMargin (92 for the seed).

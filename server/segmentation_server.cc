@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/cpu_threads.h"
 #include "common/log.h"
+#include "common/machine_memory.h"
 #include "common/status_macros.h"
 
 namespace unet {
@@ -27,6 +28,26 @@ sigset_t BlockStopSignals() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+// The share of the usable memory each bound takes by default; together with
+// the decode threads' working images they stay within a quarter of it.
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+int64_t Clamp(int64_t value, int64_t low, int64_t high) {
+  return std::min(std::max(value, low), high);
+}
+
+// Fills the bounds left at 0 from the machine's usable memory.
+void DeriveMemoryBounds(ServerOptions& options) {
+  const int64_t usable = UsableMemoryBytes();
+  if (options.batcher.max_queue_bytes == 0) {
+    options.batcher.max_queue_bytes =
+        Clamp(usable / 16, 256 * kMiB, 1024 * kMiB);
+  }
+  if (options.grpc_memory_bytes == 0) {
+    options.grpc_memory_bytes = Clamp(usable / 16, 256 * kMiB, 1024 * kMiB);
+  }
 }
 
 int WaitForStopSignal(const sigset_t& signals) {
@@ -83,6 +104,14 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
                           options.instances_per_device);
   }
   SetCpuThreads(options.cpu_threads);
+  DeriveMemoryBounds(options);
+  if (options.service.max_input_pixels == 0) {
+    options.service.max_input_pixels =
+        DefaultMaxInputPixels(options.service.decode.max_pixels);
+  }
+  if (options.batcher.max_batch_pixels == 0) {
+    options.batcher.max_batch_pixels = options.service.max_input_pixels;
+  }
   std::unique_ptr<SegmentationServer> server(
       new SegmentationServer(options, std::move(slot_devices)));
 
@@ -104,6 +133,9 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
   builder.AddListeningPort(absl::StrCat(options.address, ":", options.port),
                            grpc::InsecureServerCredentials(), &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  grpc::ResourceQuota quota("segmentation_server");
+  quota.Resize(static_cast<size_t>(options.grpc_memory_bytes));
+  builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
@@ -111,11 +143,14 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
   server->SetServing(false);
-  LogEvent("listening",
-           {{"port", absl::StrCat(server->port_)},
-            {"max_batch_size", absl::StrCat(options.batcher.max_batch_size)},
-            {"metrics_port", absl::StrCat(server->metrics_port())},
-            {"devices", absl::StrJoin(server->slot_devices_, ",")}});
+  LogEvent(
+      "listening",
+      {{"port", absl::StrCat(server->port_)},
+       {"max_batch_size", absl::StrCat(options.batcher.max_batch_size)},
+       {"max_queue_mib", absl::StrCat(options.batcher.max_queue_bytes >> 20)},
+       {"grpc_memory_mib", absl::StrCat(options.grpc_memory_bytes >> 20)},
+       {"metrics_port", absl::StrCat(server->metrics_port())},
+       {"devices", absl::StrJoin(server->slot_devices_, ",")}});
 
   RETURN_IF_ERROR(server->models_.LoadAll());
   server->watcher_ = std::make_unique<ModelWatcher>(
@@ -148,6 +183,8 @@ void SegmentationServer::Drain() {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::seconds(options_.drain_timeout_s));
   }
+  // Requests still being decoded go on to the executor, which finishes them.
+  if (service_ != nullptr) service_->StopDecoding();
   executor_.Stop();
 }
 

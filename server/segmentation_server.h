@@ -38,7 +38,13 @@ struct ServerOptions {
   int cpu_threads = 0;  // intra-op threads per CPU worker; 0: DefaultCpuThreads
   EngineOptions engine;  // device is filled per instance
   ServiceOptions service;
-  BatcherOptions batcher;  // max_batch_size 0: 8 with a GPU, 1 on CPU
+  // max_batch_size 0: 8 with a GPU, 1 on CPU; max_queue_bytes 0: derived
+  // from the usable memory; max_batch_pixels 0: service.max_input_pixels.
+  BatcherOptions batcher;
+  // Memory gRPC may use for calls being received (ResourceQuota): the
+  // transport stops reading when it is spent. 0: derived from the usable
+  // memory.
+  int64_t grpc_memory_bytes = 0;
   // Large enough for a 16-bit 4096x4096 image, raw or PNG.
   int max_receive_message_bytes = 64 << 20;
   int drain_timeout_s = 30;  // for accepted requests at shutdown

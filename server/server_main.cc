@@ -1,5 +1,6 @@
 // segmentation_server: serves U-Net segmentation over gRPC.
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 
@@ -7,6 +8,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "common/cpu_threads.h"
+#include "common/log.h"
+#include "server/imaging/opencv_limits.h"
 #include "server/segmentation_server.h"
 
 ABSL_FLAG(int, port, 50051, "gRPC port (0: any free port)");
@@ -36,8 +40,31 @@ ABSL_FLAG(int, warmup_image_size, 512,
           "image this large before the server turns SERVING");
 ABSL_FLAG(int64_t, max_pixels, int64_t{4096} * 4096,
           "largest image accepted, in pixels");
+ABSL_FLAG(int64_t, max_side, 65536,
+          "longest image side accepted, in pixels (at most 65536)");
+ABSL_FLAG(int64_t, max_input_pixels, 0,
+          "network input pixels of one pass (the image mirrored out to a "
+          "valid size); images that pad to more are refused (0: what a square "
+          "image of --max_pixels pads to)");
 ABSL_FLAG(int, max_queue_size, 256,
           "requests that may wait for the engine; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(
+    int64_t, max_queue_bytes, 0,
+    "bytes of network input that may wait for the engine; more get "
+    "RESOURCE_EXHAUSTED (0: 1/16 of the usable memory, 256 MiB to 1 GiB)");
+ABSL_FLAG(int64_t, max_batch_pixels, 0,
+          "network input pixels per forward pass (0: --max_input_pixels)");
+ABSL_FLAG(int, routine_aging_ms, 1000,
+          "a ROUTINE request that has waited this long competes with URGENT "
+          "ones as if it had arrived this much later");
+ABSL_FLAG(int, decode_threads, 0,
+          "threads that decode and prepare requests (0: the usable CPUs, at "
+          "most 4)");
+ABSL_FLAG(int, max_decode_queue, 64,
+          "requests that may wait to be decoded; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, grpc_memory_bytes, 0,
+          "memory gRPC may use for calls being received (0: 1/16 of the "
+          "usable memory, 256 MiB to 1 GiB)");
 ABSL_FLAG(int, max_batch_size, 0,
           "most requests per forward pass (0: 8 with a GPU, 1 on CPU)");
 ABSL_FLAG(int, max_queue_delay_us, 2000,
@@ -55,6 +82,25 @@ int main(int argc, char** argv) {
       "usage: segmentation_server [--port=50051] [--model_root=DIR] ...");
   absl::ParseCommandLine(argc, argv);
   unet::ServerOptions options;
+  options.service.decode.max_pixels = absl::GetFlag(FLAGS_max_pixels);
+  options.service.decode.max_side = absl::GetFlag(FLAGS_max_side);
+  if (options.service.decode.max_pixels < 1 ||
+      options.service.decode.max_side < 1 ||
+      options.service.decode.max_side > 65536) {
+    std::cerr << "segmentation_server: --max_pixels must be positive and "
+                 "--max_side 1 to 65536\n";
+    return 2;
+  }
+  // OpenCV must refuse oversized images itself; it reads its limits only at
+  // start-up, so this may start the program again with them set.
+  if (const absl::Status limits =
+          unet::EnforceOpenCvLimits(options.service.decode, argv);
+      !limits.ok()) {
+    std::cerr << "segmentation_server: " << limits.message() << "\n";
+    return 1;
+  }
+  // From here on, what libraries print goes through the escaped log.
+  unet::CaptureLibraryOutput();
   options.address = absl::GetFlag(FLAGS_address);
   options.port = absl::GetFlag(FLAGS_port);
   options.model_root = absl::GetFlag(FLAGS_model_root);
@@ -73,8 +119,18 @@ int main(int argc, char** argv) {
   options.engine.precision = absl::GetFlag(FLAGS_precision);
   options.engine.channels_last = absl::GetFlag(FLAGS_channels_last);
   options.engine.warmup_image_side = absl::GetFlag(FLAGS_warmup_image_size);
-  options.service.max_pixels = absl::GetFlag(FLAGS_max_pixels);
+  options.service.max_input_pixels = absl::GetFlag(FLAGS_max_input_pixels);
+  const int decode_threads = absl::GetFlag(FLAGS_decode_threads);
+  options.service.decode_pool.threads =
+      decode_threads > 0 ? decode_threads : std::min(unet::UsableCpus(), 4);
+  options.service.decode_pool.max_queued =
+      absl::GetFlag(FLAGS_max_decode_queue);
   options.batcher.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
+  options.batcher.max_queue_bytes = absl::GetFlag(FLAGS_max_queue_bytes);
+  options.batcher.max_batch_pixels = absl::GetFlag(FLAGS_max_batch_pixels);
+  options.batcher.routine_aging =
+      absl::Milliseconds(absl::GetFlag(FLAGS_routine_aging_ms));
+  options.grpc_memory_bytes = absl::GetFlag(FLAGS_grpc_memory_bytes);
   options.batcher.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.batcher.max_queue_delay =
       absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
@@ -83,10 +139,16 @@ int main(int argc, char** argv) {
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (absl::GetFlag(FLAGS_max_batch_size) < 0 ||
       absl::GetFlag(FLAGS_max_queue_size) < 1 ||
-      options.instances_per_device < 1 || options.service.max_pixels < 1) {
+      options.instances_per_device < 1 ||
+      options.service.decode_pool.max_queued < 1 ||
+      options.service.max_input_pixels < 0 ||
+      options.batcher.max_queue_bytes < 0 ||
+      options.batcher.max_batch_pixels < 0 || options.grpc_memory_bytes < 0 ||
+      decode_threads < 0 || absl::GetFlag(FLAGS_routine_aging_ms) < 0) {
     std::cerr << "segmentation_server: --max_queue_size, --instances and "
-                 "--max_pixels must be positive, --max_batch_size not "
-                 "negative\n";
+                 "--max_decode_queue must be positive; --max_batch_size, "
+                 "--decode_threads, --routine_aging_ms and the byte and "
+                 "pixel bounds not negative\n";
     return 2;
   }
   const absl::Status status = unet::RunServer(options);

@@ -1,6 +1,7 @@
 #include "model/imaging/postprocess.h"
 
 #include <cmath>
+#include <new>
 #include <opencv2/imgcodecs.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -12,13 +13,28 @@ namespace {
 // pixels smaller than the padded input, centred on it.
 int WindowOffset(int pad, int in, int out) { return pad - (in - out) / 2; }
 
-}  // namespace
+// Turns an allocation failure into RESOURCE_EXHAUSTED, so that no exception
+// leaves this module.
+template <typename Fn>
+auto WithoutExceptions(absl::string_view doing, Fn fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory: cannot ", doing));
+  } catch (const cv::Exception& e) {
+    if (e.code == cv::Error::StsNoMem) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("out of memory: cannot ", doing));
+    }
+    return absl::InternalError(absl::StrCat("cannot ", doing, ": ", e.err));
+  }
+}
 
-absl::StatusOr<Segmentation> ExtractSegmentation(const float* logits,
-                                                 int classes, int out_height,
-                                                 int out_width,
-                                                 const PreparedImage& image,
-                                                 bool with_probabilities) {
+absl::StatusOr<Segmentation> Extract(const float* logits, int classes,
+                                     int out_height, int out_width,
+                                     const PreparedImage& image,
+                                     bool with_probabilities) {
   const int top = WindowOffset(image.pad_top, image.padded_height, out_height);
   const int left = WindowOffset(image.pad_left, image.padded_width, out_width);
   if (classes < 1 || top < 0 || left < 0 || top + image.height > out_height ||
@@ -56,8 +72,8 @@ absl::StatusOr<Segmentation> ExtractSegmentation(const float* logits,
   return result;
 }
 
-absl::StatusOr<std::string> EncodeMask(
-    const cv::Mat& mask, segmentation::v1::MaskEncoding encoding) {
+absl::StatusOr<std::string> Encode(const cv::Mat& mask,
+                                   segmentation::v1::MaskEncoding encoding) {
   if (encoding == segmentation::v1::RAW) {
     const cv::Mat dense = mask.isContinuous() ? mask : mask.clone();
     return std::string(reinterpret_cast<const char*>(dense.data),
@@ -68,12 +84,27 @@ absl::StatusOr<std::string> EncodeMask(
         absl::StrCat("unknown mask_encoding ", static_cast<int>(encoding)));
   }
   std::vector<uint8_t> png;
-  try {
-    cv::imencode(".png", mask, png);
-  } catch (const cv::Exception& e) {
-    return absl::InternalError(absl::StrCat("cannot encode mask: ", e.what()));
-  }
+  cv::imencode(".png", mask, png);
   return std::string(png.begin(), png.end());
+}
+
+}  // namespace
+
+absl::StatusOr<Segmentation> ExtractSegmentation(const float* logits,
+                                                 int classes, int out_height,
+                                                 int out_width,
+                                                 const PreparedImage& image,
+                                                 bool with_probabilities) {
+  return WithoutExceptions("extract the mask", [&] {
+    return Extract(logits, classes, out_height, out_width, image,
+                   with_probabilities);
+  });
+}
+
+absl::StatusOr<std::string> EncodeMask(
+    const cv::Mat& mask, segmentation::v1::MaskEncoding encoding) {
+  return WithoutExceptions("encode the mask",
+                           [&] { return Encode(mask, encoding); });
 }
 
 }  // namespace unet

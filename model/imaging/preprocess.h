@@ -7,7 +7,9 @@
 // ContextMargin() pixels of input on each side. The image is therefore
 // mirrored out by that margin, and further to the next valid input size, so
 // that the output covers every input pixel with real context and no content is
-// cropped away.
+// cropped away. A model with `architecture.retain_dim` stretches its output
+// over its whole input itself (the seed's behaviour): its image is mirrored
+// only out to the next valid size, without the margin.
 // postprocess.h cuts the mask out of the output at the image's place.
 
 #include <opencv2/core.hpp>
@@ -26,10 +28,21 @@ struct PreparedImage {
   std::vector<float> chw;                   // normalised input, CHW
 };
 
+struct InputSize {
+  int64_t height = 0, width = 0;
+  int64_t pixels() const { return height * width; }
+};
+
+// Returns the size of the network input a `height` x `width` image is padded
+// to for `config`, without allocating anything: callers check it against
+// their budget before Preprocess.
+InputSize PaddedInputSize(int64_t height, int64_t width,
+                          const ModelConfig& config);
+
 // Checks the channel count against the model, scales the pixels to [0, 1] by
 // their type's range, normalises them as `config` says and mirror-pads them
 // to a valid input size. INVALID_ARGUMENT for a channel count the model does
-// not take.
+// not take, RESOURCE_EXHAUSTED when memory runs out. Never throws.
 absl::StatusOr<PreparedImage> Preprocess(const cv::Mat& image,
                                          const ModelConfig& config);
 

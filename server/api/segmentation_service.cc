@@ -1,5 +1,8 @@
 #include "server/api/segmentation_service.h"
 
+#include <cmath>
+#include <exception>
+#include <new>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -48,24 +51,12 @@ ModelInfo DescribeModel(const LoadedModel& model,
   return info;
 }
 
-}  // namespace
-
-SegmentationService::SegmentationService(const ModelManager& models,
-                                         SegmentExecutor& executor,
-                                         ServerMetrics& metrics,
-                                         const ServiceOptions& options)
-    : models_(models),
-      executor_(executor),
-      metrics_(metrics),
-      options_(options) {}
-
-absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
-    const SegmentRequest& request, std::shared_ptr<const LoadedModel> model,
-    SegmentResponse* response) const {
-  const absl::Time start = absl::Now();
-  if (request.resize_mode() == SegmentRequest::OVERLAP_TILE) {
-    return absl::UnimplementedError(
-        "resize_mode OVERLAP_TILE is not implemented yet");
+absl::Status CheckRequestFields(const SegmentRequest& request) {
+  if (request.request_id().size() > kMaxRequestStringBytes ||
+      request.model().size() > kMaxRequestStringBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id and model take at most ",
+                     kMaxRequestStringBytes, " bytes"));
   }
   if (!SegmentRequest::ResizeMode_IsValid(request.resize_mode())) {
     return absl::InvalidArgumentError("unknown resize_mode");
@@ -76,11 +67,68 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
   if (!segmentation::v1::MaskEncoding_IsValid(request.mask_encoding())) {
     return absl::InvalidArgumentError("unknown mask_encoding");
   }
+  if (request.model_version() < 0) {
+    return absl::InvalidArgumentError("model_version is negative");
+  }
+  if (request.resize_mode() == SegmentRequest::OVERLAP_TILE) {
+    return absl::UnimplementedError(
+        "resize_mode OVERLAP_TILE is not implemented yet");
+  }
+  return absl::OkStatus();
+}
+
+// The bytes a request holds while it waits to be decoded.
+int64_t RequestImageBytes(const SegmentRequest& request) {
+  return static_cast<int64_t>(request.image().encoded().size() +
+                              request.image().raw().data().size());
+}
+
+}  // namespace
+
+int64_t DefaultMaxInputPixels(int64_t max_pixels) {
+  constexpr int kSeedLevels = 5;
+  const auto side = static_cast<int64_t>(std::sqrt(double(max_pixels)));
+  const int64_t padded = NextValidInputSide(
+      side + 2 * ContextMargin(kSeedLevels), kSeedLevels);
+  return padded * padded;
+}
+
+SegmentationService::SegmentationService(const ModelManager& models,
+                                         SegmentExecutor& executor,
+                                         ServerMetrics& metrics,
+                                         const ServiceOptions& options)
+    : models_(models),
+      executor_(executor),
+      metrics_(metrics),
+      options_([&] {
+        ServiceOptions o = options;
+        if (o.max_input_pixels <= 0) {
+          o.max_input_pixels = DefaultMaxInputPixels(o.decode.max_pixels);
+        }
+        return o;
+      }()),
+      decode_pool_(options.decode_pool) {}
+
+absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
+    const SegmentRequest& request, std::shared_ptr<const LoadedModel> model,
+    SegmentResponse* response) const {
+  const absl::Time start = absl::Now();
   auto job = std::make_unique<SegmentJob>();
   job->model = std::move(model);
+  const ModelConfig& config = job->model->config;
   ASSIGN_OR_RETURN(const cv::Mat pixels,
-                   DecodeImage(request.image(), options_.max_pixels));
-  ASSIGN_OR_RETURN(job->image, Preprocess(pixels, job->model->config));
+                   DecodeImage(request.image(), options_.decode));
+  // Bound the pass, not just the image: a thin image pads to a network input
+  // far larger than its pixel count.
+  const InputSize input = PaddedInputSize(pixels.rows, pixels.cols, config);
+  if (input.pixels() > options_.max_input_pixels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a ", pixels.cols, "x", pixels.rows, " image pads to a ",
+                     input.width, "x", input.height, " network input (",
+                     input.pixels(), " pixels); this server runs at most ",
+                     options_.max_input_pixels, " per pass"));
+  }
+  ASSIGN_OR_RETURN(job->image, Preprocess(pixels, config));
   job->include_probabilities = request.include_probabilities();
   job->priority = request.priority();
   job->mask_encoding = request.mask_encoding();
@@ -91,21 +139,19 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
   return job;
 }
 
-void SegmentationService::FinishSegment(grpc::ServerUnaryReactor* reactor,
-                                        const SegmentRequest& request,
-                                        const SegmentResponse& response,
-                                        const LoadedModel* model,
-                                        absl::Time received,
+void SegmentationService::FinishSegment(const Call& call,
                                         const absl::Status& status) {
-  const absl::Duration total = absl::Now() - received;
+  const absl::Duration total = absl::Now() - call.received;
+  const LoadedModel* model = call.model.get();
   ModelMetrics& metrics =
       model != nullptr ? *model->metrics : metrics_.unknown_model();
-  metrics.RecordSegment(status, total, response.timing());
-  const auto& t = response.timing();
+  const auto& t = call.response->timing();
+  metrics.RecordSegment(status, total, t);
   // Identifiers and timings only: never pixels, never request metadata.
+  // LogEvent escapes and caps every value.
   LogEvent("segment",
-           {{"request_id", request.request_id()},
-            {"model", model != nullptr ? model->name : request.model()},
+           {{"request_id", call.request->request_id()},
+            {"model", model != nullptr ? model->name : call.request->model()},
             {"version", absl::StrCat(model != nullptr ? model->version : 0)},
             {"code", absl::StatusCodeToString(status.code())},
             {"total_us", absl::StrCat(absl::ToInt64Microseconds(total))},
@@ -116,43 +162,68 @@ void SegmentationService::FinishSegment(grpc::ServerUnaryReactor* reactor,
             {"batch_size", absl::StrCat(t.batch_size())},
             {"message", status.message()}});
   metrics_.in_flight().Decrement();
-  reactor->Finish(ToGrpcStatus(status));
+  call.reactor->Finish(ToGrpcStatus(status));
+}
+
+void SegmentationService::AdmitAndQueue(const Call& call) {
+  // A call may have waited here past its deadline, or been given up.
+  if (call.context->IsCancelled()) {
+    FinishSegment(call, absl::CancelledError("the call ended before decoding"));
+    return;
+  }
+  const absl::Time deadline = DeadlineOf(*call.context);
+  if (deadline <= absl::Now()) {
+    FinishSegment(call, absl::DeadlineExceededError(
+                            "deadline passed waiting to be decoded"));
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<SegmentJob>> job;
+  try {
+    job = Admit(*call.request, call.model, call.response);
+  } catch (const std::bad_alloc&) {
+    job = absl::ResourceExhaustedError("out of memory admitting the request");
+  } catch (const std::exception& e) {
+    job = absl::InternalError(absl::StrCat("cannot admit: ", e.what()));
+  }
+  if (!job.ok()) {
+    FinishSegment(call, job.status());
+    return;
+  }
+  (*job)->deadline = deadline;
+  // The context, like request and response, lives until Finish.
+  (*job)->cancelled = [context = call.context] {
+    return context->IsCancelled();
+  };
+  (*job)->done = [this, call](const absl::Status& status) {
+    FinishSegment(call, status);
+  };
+  if (absl::Status submitted = executor_.Submit(std::move(*job));
+      !submitted.ok()) {
+    FinishSegment(call, submitted);
+  }
 }
 
 grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const SegmentRequest* request,
     SegmentResponse* response) {
-  const absl::Time received = absl::Now();
   metrics_.in_flight().Increment();
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Call call{context, request,    response, context->DefaultReactor(),
+            nullptr, absl::Now()};
+  if (absl::Status fields = CheckRequestFields(*request); !fields.ok()) {
+    FinishSegment(call, fields);
+    return call.reactor;
+  }
   absl::StatusOr<std::shared_ptr<const LoadedModel>> found =
       models_.Find(request->model(), request->model_version());
   if (!found.ok()) {
-    FinishSegment(reactor, *request, *response, nullptr, received,
-                  found.status());
-    return reactor;
+    FinishSegment(call, found.status());
+    return call.reactor;
   }
-  std::shared_ptr<const LoadedModel> model = *std::move(found);
-  absl::StatusOr<std::unique_ptr<SegmentJob>> job =
-      Admit(*request, model, response);
-  if (!job.ok()) {
-    FinishSegment(reactor, *request, *response, model.get(), received,
-                  job.status());
-    return reactor;
-  }
-  (*job)->deadline = DeadlineOf(*context);
-  // The context, like request and response, lives until Finish.
-  (*job)->cancelled = [context] { return context->IsCancelled(); };
-  (*job)->done = [this, reactor, request, response, model,
-                  received](const absl::Status& status) {
-    FinishSegment(reactor, *request, *response, model.get(), received, status);
-  };
-  if (absl::Status submitted = executor_.Submit(std::move(*job));
-      !submitted.ok()) {
-    FinishSegment(reactor, *request, *response, model.get(), received,
-                  submitted);
-  }
-  return reactor;
+  call.model = *std::move(found);
+  absl::Status queued = decode_pool_.TrySubmit(
+      RequestImageBytes(*request), [this, call] { AdmitAndQueue(call); });
+  if (!queued.ok()) FinishSegment(call, queued);
+  return call.reactor;
 }
 
 grpc::ServerUnaryReactor* SegmentationService::GetModelInfo(

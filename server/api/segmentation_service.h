@@ -1,24 +1,38 @@
 #ifndef SERVER_API_SEGMENTATION_SERVICE_H_
 #define SERVER_API_SEGMENTATION_SERVICE_H_
 
-// The gRPC edge of the server. Segment: handler -> decode/validate ->
-// executor queue -> engine -> postprocess -> reply. Errors are absl::Status
-// until ToGrpcStatus here.
+// The gRPC edge of the server. Segment: handler -> decode pool (bounded) ->
+// decode/validate -> executor queue -> engine -> postprocess -> reply.
+// Errors are absl::Status until ToGrpcStatus here.
 
 #include <cstdint>
 #include <memory>
 
 #include "absl/time/time.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "server/imaging/image_decoder.h"
 #include "server/lifecycle/model_manager.h"
 #include "server/observability/metrics.h"
 #include "server/scheduling/segment_executor.h"
+#include "server/scheduling/work_pool.h"
 
 namespace unet {
 
 struct ServiceOptions {
-  int64_t max_pixels = int64_t{4096} * 4096;  // per image; more is refused
+  DecodeLimits decode;  // per image; more is refused
+  // Network input pixels of one pass (the image padded to a valid size);
+  // images that pad to more are refused. 0: what a square image of
+  // decode.max_pixels pads to.
+  int64_t max_input_pixels = 0;
+  WorkPoolOptions decode_pool;  // where requests are decoded and prepared
 };
+
+// Returns what a square image of `max_pixels` pads to for the seed U-Net:
+// the default budget of one pass.
+int64_t DefaultMaxInputPixels(int64_t max_pixels);
+
+// Longest request_id and model name accepted: they are echoed and logged.
+inline constexpr size_t kMaxRequestStringBytes = 256;
 
 class SegmentationService final
     : public segmentation::v1::Segmentation::CallbackService {
@@ -41,7 +55,21 @@ class SegmentationService final
       const segmentation::v1::ListModelsRequest* request,
       segmentation::v1::ListModelsResponse* response) override;
 
+  // Stops decoding: the queued requests are decoded and handed on, then the
+  // pool's threads end. Called when draining, before the executor stops.
+  void StopDecoding() { decode_pool_.Stop(); }
+
  private:
+  // One Segment call in progress; gRPC keeps all of it alive until Finish.
+  struct Call {
+    grpc::CallbackServerContext* context = nullptr;
+    const segmentation::v1::SegmentRequest* request = nullptr;
+    segmentation::v1::SegmentResponse* response = nullptr;
+    grpc::ServerUnaryReactor* reactor = nullptr;
+    std::shared_ptr<const LoadedModel> model;  // null: none found
+    absl::Time received;
+  };
+
   // Validates the request and turns its image into input for `model`.
   absl::StatusOr<std::unique_ptr<SegmentJob>> Admit(
       const segmentation::v1::SegmentRequest& request,
@@ -49,17 +77,17 @@ class SegmentationService final
       segmentation::v1::SegmentResponse* response) const;
 
   // Answers a Segment call: metrics, one log line, in-flight count, reply.
-  // `model` is null when the request named no loaded model.
-  void FinishSegment(grpc::ServerUnaryReactor* reactor,
-                     const segmentation::v1::SegmentRequest& request,
-                     const segmentation::v1::SegmentResponse& response,
-                     const LoadedModel* model, absl::Time received,
-                     const absl::Status& status);
+  void FinishSegment(const Call& call, const absl::Status& status);
+
+  // Runs on the decode pool: admits the call's request and queues its job,
+  // or finishes the call.
+  void AdmitAndQueue(const Call& call);
 
   const ModelManager& models_;
   SegmentExecutor& executor_;
   ServerMetrics& metrics_;
   const ServiceOptions options_;
+  WorkPool decode_pool_;
 };
 
 }  // namespace unet

@@ -3,6 +3,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -33,6 +34,25 @@ std::string Describe(const std::exception& e) {
     return c10_error->what_without_backtrace();
   }
   return e.what();
+}
+
+// Whether `e` reports memory running out: CUDA's OutOfMemoryError,
+// std::bad_alloc, or LibTorch 1.13's CPU allocator, which throws a plain
+// c10::Error.
+bool IsOutOfMemory(const std::exception& e) {
+  return dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr ||
+         dynamic_cast<const std::bad_alloc*>(&e) != nullptr ||
+         absl::StrContains(Describe(e), "can't allocate memory");
+}
+
+// The status for an exception from LibTorch while `doing`: memory running
+// out can pass (RESOURCE_EXHAUSTED); anything else is `otherwise`.
+absl::Status FromTorchException(const std::exception& e,
+                                absl::string_view doing,
+                                absl::StatusCode otherwise) {
+  const std::string message = absl::StrCat(doing, ": ", Describe(e));
+  if (IsOutOfMemory(e)) return absl::ResourceExhaustedError(message);
+  return absl::Status(otherwise, message);
 }
 
 class TorchEngine final : public InferenceEngine {
@@ -80,7 +100,14 @@ class TorchEngine final : public InferenceEngine {
                            logits.data_ptr<float>() + logits.numel());
       return result;
     } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrCat("forward failed: ", Describe(e)));
+#ifdef UNET_HAVE_CUDA_RUNTIME
+      // Give the failed pass's blocks back before a smaller batch is tried.
+      if (device_.is_cuda() && IsOutOfMemory(e)) {
+        c10::cuda::CUDACachingAllocator::emptyCache();
+      }
+#endif
+      return FromTorchException(e, "forward failed",
+                                absl::StatusCode::kInternal);
     }
   }
 
@@ -259,6 +286,11 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     const EngineOptions& options) {
   RETURN_IF_ERROR(CheckPrecision(options.precision, options.device));
   const std::string path = (version_dir / kWeightsFile).string();
+  // A file that cannot be opened may be an I/O error that passes, or one
+  // still being copied in; the manager retries UNAVAILABLE.
+  if (!std::ifstream(path, std::ios::binary).good()) {
+    return absl::UnavailableError(absl::StrCat("cannot open ", path));
+  }
   std::unique_ptr<InferenceEngine> engine;
   try {
     const torch::Device device(options.device);
@@ -273,16 +305,21 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
                                            options.channels_last,
                                            std::move(forward));
   } catch (const std::exception& e) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot load ", path, ": ", Describe(e)));
+    return FromTorchException(e, absl::StrCat("cannot load ", path),
+                              absl::StatusCode::kFailedPrecondition);
   }
   absl::Status ready = CheckOutput(*engine, config);
   if (ready.ok() && torch::Device(options.device).is_cuda()) {
     ready = WarmUpBatchSizes(*engine, config, options);
   }
   if (!ready.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(version_dir.string(), ": ", ready.message()));
+    // Out of memory in warm-up (the old version still holds the card) can
+    // pass; a model that computes the wrong thing cannot.
+    return absl::Status(absl::IsResourceExhausted(ready)
+                            ? absl::StatusCode::kResourceExhausted
+                            : absl::StatusCode::kFailedPrecondition,
+                        absl::StrCat(version_dir.string(), ": ",
+                                     ready.message()));
   }
   return engine;
 }

@@ -1,32 +1,52 @@
 #include "server/imaging/image_decoder.h"
 
-#include <cstdlib>
-#include <cstring>
+#include <new>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace unet {
 namespace {
 
 using segmentation::v1::Image;
-using segmentation::v1::PixelType;
 using segmentation::v1::RawImage;
 
 constexpr int kMaxChannels = 4;
 
-absl::Status CheckPixelCount(int64_t width, int64_t height,
-                             int64_t max_pixels) {
-  if (width * height > max_pixels) {
+// OpenCV reports a failed allocation as an exception of its own.
+absl::Status FromCvException(const cv::Exception& e, absl::string_view doing) {
+  if (e.code == cv::Error::StsNoMem) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory: cannot ", doing));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("cannot ", doing, ": ", e.err));
+}
+
+absl::Status CheckSize(int64_t width, int64_t height,
+                       const DecodeLimits& limits) {
+  if (width < 1 || height < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image is ", width, "x", height, "; it has no pixels"));
+  }
+  // Sides first: once both are within max_side the product cannot overflow.
+  if (width > limits.max_side || height > limits.max_side) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image is ", width, "x", height, "; this server takes at most ",
+        limits.max_side, " pixels per side"));
+  }
+  if (width * height > limits.max_pixels) {
     return absl::InvalidArgumentError(
         absl::StrCat("image has ", width, "x", height, " = ", width * height,
-                     " pixels; this server takes at most ", max_pixels));
+                     " pixels; this server takes at most ", limits.max_pixels));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<cv::Mat> DecodeRaw(const RawImage& raw, int64_t max_pixels) {
+absl::StatusOr<cv::Mat> DecodeRaw(const RawImage& raw,
+                                  const DecodeLimits& limits) {
   int depth = 0;
   switch (raw.pixel_type()) {
     case segmentation::v1::PIXEL_TYPE_UINT8:
@@ -39,10 +59,8 @@ absl::StatusOr<cv::Mat> DecodeRaw(const RawImage& raw, int64_t max_pixels) {
       depth = CV_32F;
       break;
     default:
-      return absl::InvalidArgumentError("raw image has no pixel_type");
-  }
-  if (raw.width() == 0 || raw.height() == 0) {
-    return absl::InvalidArgumentError("raw image has zero width or height");
+      return absl::InvalidArgumentError(
+          "raw image has no known pixel_type (UINT8, UINT16 or FLOAT32)");
   }
   if (raw.channels() < 1 || raw.channels() > kMaxChannels) {
     return absl::InvalidArgumentError(
@@ -50,8 +68,8 @@ absl::StatusOr<cv::Mat> DecodeRaw(const RawImage& raw, int64_t max_pixels) {
                      " channels; expected 1 to ", kMaxChannels));
   }
   const int64_t width = raw.width(), height = raw.height();
-  if (auto status = CheckPixelCount(width, height, max_pixels); !status.ok()) {
-    return status;
+  if (absl::Status size = CheckSize(width, height, limits); !size.ok()) {
+    return size;
   }
   const int type = CV_MAKETYPE(depth, static_cast<int>(raw.channels()));
   const int64_t expected = width * height * CV_ELEM_SIZE(type);
@@ -67,117 +85,8 @@ absl::StatusOr<cv::Mat> DecodeRaw(const RawImage& raw, int64_t max_pixels) {
       .clone();
 }
 
-uint32_t BigEndian32(const std::string& b, size_t at) {
-  return static_cast<uint32_t>(static_cast<uint8_t>(b[at])) << 24 |
-         static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 16 |
-         static_cast<uint32_t>(static_cast<uint8_t>(b[at + 2])) << 8 |
-         static_cast<uint32_t>(static_cast<uint8_t>(b[at + 3]));
-}
-
-uint16_t BigEndian16(const std::string& b, size_t at) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(b[at]) << 8 |
-                               static_cast<uint8_t>(b[at + 1]));
-}
-
-int64_t LittleEndianAbs32(const std::string& b, size_t at) {
-  int32_t value = 0;
-  std::memcpy(&value, b.data() + at, sizeof(value));  // x86 and ARM: LE
-  return std::abs(static_cast<int64_t>(value));
-}
-
-// An unsigned integer of `size` bytes at `at`, in the given byte order.
-uint32_t ReadUnsigned(const std::string& b, size_t at, int size,
-                      bool big_endian) {
-  uint32_t value = 0;
-  for (int i = 0; i < size; ++i) {
-    const uint32_t byte = static_cast<uint8_t>(b[at + i]);
-    value |= big_endian ? byte << 8 * (size - 1 - i) : byte << 8 * i;
-  }
-  return value;
-}
-
-// The width x height of a classic TIFF's first image (the one OpenCV
-// decodes), from tags 256 and 257 of its first directory; 0 when it cannot
-// tell (then the pixel count is checked after decoding).
-int64_t TiffDeclaredPixels(const std::string& b) {
-  const bool big_endian = b[0] == 'M';
-  const uint32_t directory = ReadUnsigned(b, 4, 4, big_endian);
-  if (directory + 2 > b.size()) return 0;
-  const uint32_t entries = ReadUnsigned(b, directory, 2, big_endian);
-  int64_t width = 0, height = 0;
-  for (uint32_t i = 0; i < entries; ++i) {
-    const size_t entry = directory + 2 + 12 * size_t{i};
-    if (entry + 12 > b.size()) return 0;
-    const uint32_t tag = ReadUnsigned(b, entry, 2, big_endian);
-    const uint32_t type = ReadUnsigned(b, entry + 2, 2, big_endian);
-    // SHORT (3) values sit in the first two bytes of the field, LONG (4) in
-    // all four.
-    const int64_t value =
-        ReadUnsigned(b, entry + 8, type == 3 ? 2 : 4, big_endian);
-    if (tag == 256) width = value;
-    if (tag == 257) height = value;
-  }
-  return width * height;
-}
-
-// Returns the pixel count a PNG, JPEG, BMP or TIFF header declares, or 0 when
-// the bytes are none of those (or too short to tell). Checked before
-// decoding, so that a small file declaring a huge image costs no memory.
-int64_t DeclaredPixels(const std::string& b) {
-  if (b.size() >= 24 && b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 &&
-      b.compare(12, 4, "IHDR") == 0) {
-    return int64_t{BigEndian32(b, 16)} * BigEndian32(b, 20);
-  }
-  if (b.size() >= 26 && b[0] == 'B' && b[1] == 'M') {
-    return LittleEndianAbs32(b, 18) * LittleEndianAbs32(b, 22);
-  }
-  if (b.size() >= 8 &&
-      (b.compare(0, 4, "II*\0", 4) == 0 || b.compare(0, 4, "MM\0*", 4) == 0)) {
-    return TiffDeclaredPixels(b);
-  }
-  if (b.size() >= 4 && static_cast<uint8_t>(b[0]) == 0xFF &&
-      static_cast<uint8_t>(b[1]) == 0xD8) {
-    // Walk the JPEG segments to the first start-of-frame marker.
-    for (size_t at = 2; at + 9 < b.size();) {
-      if (static_cast<uint8_t>(b[at]) != 0xFF) return 0;
-      const uint8_t marker = static_cast<uint8_t>(b[at + 1]);
-      const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF &&
-                                  marker != 0xC4 && marker != 0xC8 &&
-                                  marker != 0xCC;
-      if (start_of_frame) {
-        return int64_t{BigEndian16(b, at + 5)} * BigEndian16(b, at + 7);
-      }
-      at += 2 + BigEndian16(b, at + 2);
-    }
-  }
-  return 0;
-}
-
-absl::StatusOr<cv::Mat> DecodeEncoded(const std::string& bytes,
-                                      int64_t max_pixels) {
-  if (bytes.empty()) return absl::InvalidArgumentError("image is empty");
-  if (const int64_t declared = DeclaredPixels(bytes); declared > max_pixels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("image declares ", declared,
-                     " pixels; this server takes at most ", max_pixels));
-  }
-  cv::Mat decoded;
-  try {
-    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U,
-                         const_cast<char*>(bytes.data()));
-    decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
-  } catch (const cv::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot decode image: ", e.what()));
-  }
-  if (decoded.empty()) {
-    return absl::InvalidArgumentError(
-        "cannot decode image: not a format OpenCV reads, or corrupt");
-  }
-  if (auto status = CheckPixelCount(decoded.cols, decoded.rows, max_pixels);
-      !status.ok()) {
-    return status;
-  }
+// Brings decoded pixels to the depths and channel order the models take.
+absl::StatusOr<cv::Mat> Normalise(cv::Mat decoded) {
   switch (decoded.depth()) {
     case CV_8U:
     case CV_16U:
@@ -192,24 +101,149 @@ absl::StatusOr<cv::Mat> DecodeEncoded(const std::string& bytes,
           "float");
   }
   // OpenCV decodes colour as BGR(A); models see RGB(A), as raw images give.
-  if (decoded.channels() == 3)
+  if (decoded.channels() == 3) {
     cv::cvtColor(decoded, decoded, cv::COLOR_BGR2RGB);
-  if (decoded.channels() == 4) {
+  } else if (decoded.channels() == 4) {
     cv::cvtColor(decoded, decoded, cv::COLOR_BGRA2RGBA);
+  } else if (decoded.channels() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image has ", decoded.channels(), " channels; expected 1, 3 or 4"));
   }
   return decoded;
 }
 
+absl::StatusOr<cv::Mat> DecodeEncoded(const std::string& bytes,
+                                      const DecodeLimits& limits) {
+  if (bytes.empty()) return absl::InvalidArgumentError("image is empty");
+  const ImageFormat format = SniffImageFormat(bytes);
+  switch (format) {
+    case ImageFormat::kPng:
+    case ImageFormat::kTiff:
+    case ImageFormat::kJpeg:
+    case ImageFormat::kBmp:
+      break;
+    case ImageFormat::kUnknown:
+      return absl::InvalidArgumentError(
+          "image bytes are not PNG, TIFF, JPEG or BMP (unknown signature)");
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("image format ", ImageFormatName(format),
+                       " is not accepted; send PNG, TIFF, JPEG or BMP"));
+  }
+  cv::Mat decoded;
+  try {
+    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U,
+                         const_cast<char*>(bytes.data()));
+    decoded = cv::imdecode(buffer, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    // OpenCV checks the header's size against OPENCV_IO_MAX_IMAGE_* before
+    // it allocates; any other exception is a decoder's complaint.
+    if (absl::StrContains(e.what(), "validateInputImageSize")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          ImageFormatName(format),
+          " header declares an image larger than "
+          "this server takes (at most ",
+          limits.max_pixels, " pixels, ", limits.max_side, " per side)"));
+    }
+    return FromCvException(
+        e, absl::StrCat("decode the ", ImageFormatName(format), " image"));
+  }
+  if (decoded.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot decode ", ImageFormatName(format), " image: corrupt"));
+  }
+  // Also checked here: the environment limits are process-wide and may be
+  // looser than the server's.
+  if (absl::Status size = CheckSize(decoded.cols, decoded.rows, limits);
+      !size.ok()) {
+    return size;
+  }
+  return Normalise(std::move(decoded));
+}
+
 }  // namespace
 
-absl::StatusOr<cv::Mat> DecodeImage(const Image& image, int64_t max_pixels) {
-  switch (image.source_case()) {
-    case Image::kEncoded:
-      return DecodeEncoded(image.encoded(), max_pixels);
-    case Image::kRaw:
-      return DecodeRaw(image.raw(), max_pixels);
-    default:
-      return absl::InvalidArgumentError("request has no image");
+ImageFormat SniffImageFormat(absl::string_view b) {
+  if (absl::StartsWith(b, "\x89PNG\r\n\x1a\n")) return ImageFormat::kPng;
+  // Classic TIFF (42) and BigTIFF (43), either byte order.
+  if (absl::StartsWith(b, absl::string_view("II*\0", 4)) ||
+      absl::StartsWith(b, absl::string_view("MM\0*", 4)) ||
+      absl::StartsWith(b, absl::string_view("II+\0", 4)) ||
+      absl::StartsWith(b, absl::string_view("MM\0+", 4))) {
+    return ImageFormat::kTiff;
+  }
+  if (absl::StartsWith(b, "\xFF\xD8\xFF")) return ImageFormat::kJpeg;
+  if (absl::StartsWith(b, "BM")) return ImageFormat::kBmp;
+  if (b.size() >= 132 && b.substr(128, 4) == "DICM") {
+    return ImageFormat::kDicom;
+  }
+  if (b.size() >= 12 && absl::StartsWith(b, "RIFF") &&
+      b.substr(8, 4) == "WEBP") {
+    return ImageFormat::kWebP;
+  }
+  if (absl::StartsWith(b, absl::string_view("\0\0\0\x0cjP  ", 8)) ||
+      absl::StartsWith(b, "\xFF\x4F\xFF\x51")) {
+    return ImageFormat::kJpeg2000;
+  }
+  if (absl::StartsWith(b, "#?")) return ImageFormat::kRadianceHdr;
+  if (b.size() >= 2 && b[0] == 'P' &&
+      ((b[1] >= '1' && b[1] <= '7') || b[1] == 'F' || b[1] == 'f')) {
+    return ImageFormat::kPortableAnymap;
+  }
+  if (absl::StartsWith(b, "\x59\xA6\x6A\x95")) return ImageFormat::kSunRaster;
+  if (absl::StartsWith(b, "\x76\x2F\x31\x01")) return ImageFormat::kOpenExr;
+  if (absl::StartsWith(b, "GIF8")) return ImageFormat::kGif;
+  return ImageFormat::kUnknown;
+}
+
+absl::string_view ImageFormatName(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kPng:
+      return "PNG";
+    case ImageFormat::kTiff:
+      return "TIFF";
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kBmp:
+      return "BMP";
+    case ImageFormat::kDicom:
+      return "DICOM";
+    case ImageFormat::kWebP:
+      return "WebP";
+    case ImageFormat::kJpeg2000:
+      return "JPEG 2000";
+    case ImageFormat::kRadianceHdr:
+      return "Radiance HDR";
+    case ImageFormat::kPortableAnymap:
+      return "PxM/PFM";
+    case ImageFormat::kSunRaster:
+      return "Sun raster";
+    case ImageFormat::kOpenExr:
+      return "OpenEXR";
+    case ImageFormat::kGif:
+      return "GIF";
+    case ImageFormat::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<cv::Mat> DecodeImage(const Image& image,
+                                    const DecodeLimits& limits) {
+  try {
+    switch (image.source_case()) {
+      case Image::kEncoded:
+        return DecodeEncoded(image.encoded(), limits);
+      case Image::kRaw:
+        return DecodeRaw(image.raw(), limits);
+      default:
+        return absl::InvalidArgumentError("request has no image");
+    }
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory decoding the image");
+  } catch (const cv::Exception& e) {
+    // Conversions after decoding; their input is the client's.
+    return FromCvException(e, "convert the image");
   }
 }
 

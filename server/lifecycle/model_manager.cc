@@ -1,6 +1,10 @@
 #include "server/lifecycle/model_manager.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <optional>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -9,6 +13,33 @@
 #include "common/status_macros.h"
 
 namespace unet {
+namespace {
+
+// Returns the regular files in `dir`, or nullopt when it cannot be listed.
+std::optional<VersionFiles> ReadVersionFiles(const std::filesystem::path& dir) {
+  std::error_code error;
+  std::filesystem::directory_iterator it(dir, error);
+  if (error) return std::nullopt;
+  VersionFiles files;
+  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
+    // stat(), as C++17 cannot convert std::filesystem's file times into
+    // absl::Time; it follows links, so a linked model.pt counts.
+    struct stat info;
+    if (::stat(it->path().c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+      continue;
+    }
+    files.push_back({it->path().filename().string(),
+                     static_cast<int64_t>(info.st_size),
+                     absl::TimeFromTimespec(info.st_mtim)});
+  }
+  if (error) return std::nullopt;
+  std::sort(
+      files.begin(), files.end(),
+      [](const FileStamp& a, const FileStamp& b) { return a.name < b.name; });
+  return files;
+}
+
+}  // namespace
 
 std::string LoadedModel::devices() const {
   std::vector<std::string> names;
@@ -23,13 +54,15 @@ std::string LoadedModel::devices() const {
 
 ModelManager::ModelManager(std::filesystem::path model_root,
                            std::string default_model, EngineLoader loader,
-                           int slots, ServerMetrics& metrics, VersionPins pins)
+                           int slots, ServerMetrics& metrics, VersionPins pins,
+                           std::function<absl::Time()> clock)
     : model_root_(std::move(model_root)),
       default_model_(std::move(default_model)),
       loader_(std::move(loader)),
       slots_(slots),
       metrics_(metrics),
-      pins_(std::move(pins)) {}
+      pins_(std::move(pins)),
+      clock_(std::move(clock)) {}
 
 absl::Status ModelManager::LoadAll() {
   ASSIGN_OR_RETURN(const std::vector<ModelVersionPath> versions,
@@ -76,30 +109,42 @@ void ModelManager::ReconcileModel(
     const std::string& name,
     const std::map<int64_t, ModelVersionPath>& on_disk) {
   std::vector<int64_t> disk_versions;
-  std::set<int64_t> failed, serving;
+  std::set<int64_t> serving;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& [version, status] : statuses_[name]) {
-      if (status.state() == VersionStatus::FAILED) failed.insert(version);
-    }
     for (const auto& [version, model] : models_[name]) serving.insert(version);
   }
   for (const auto& [version, path] : on_disk) disk_versions.push_back(version);
+  // A version that left the disk and comes back is a new one.
+  std::map<int64_t, LoadFailure>& failures = failures_[name];
+  for (auto it = failures.begin(); it != failures.end();) {
+    it = on_disk.count(it->first) ? std::next(it) : failures.erase(it);
+  }
+  std::map<int64_t, VersionFiles> current;
+  for (const auto& [version, failure] : failures) {
+    std::optional<VersionFiles> files =
+        ReadVersionFiles(on_disk.at(version).dir);
+    if (files.has_value()) current[version] = *std::move(files);
+  }
   const bool pinned = pins_.count(name) > 0;
-  const std::vector<int64_t> candidates =
-      CandidateVersions(name, disk_versions, failed, pins_);
+  const std::vector<int64_t> candidates = CandidateVersions(
+      name, disk_versions, FailedVersionsToSkip(failures, current, clock_()),
+      pins_);
 
   // Load before unload: the versions to keep are decided only once loaded.
   std::set<int64_t> keep;
   for (int64_t version : candidates) {
     if (serving.count(version) == 0) {
       SetStatus(name, version, VersionStatus::LOADING, "");
-      auto model = Load(on_disk.at(version));
+      const ModelVersionPath& path = on_disk.at(version);
+      // Read before the load, so that a write during it counts as a change.
+      VersionFiles files = ReadVersionFiles(path.dir).value_or(VersionFiles());
+      auto model = Load(path);
       if (!model.ok()) {
-        SetStatus(name, version, VersionStatus::FAILED,
-                  std::string(model.status().message()));
+        LoadFailed(path, model.status(), std::move(files));
         continue;
       }
+      failures.erase(version);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         models_[name][version] = *std::move(model);
@@ -146,7 +191,15 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelManager::Load(
     model->name = path.name;
     model->version = path.version;
     model->metrics = &metrics_.ForModel(path.name);
-    ASSIGN_OR_RETURN(model->config, ReadModelConfig(path.dir / kConfigFile));
+    auto config = ReadModelConfig(path.dir / kConfigFile);
+    // ReadModelConfig answers NOT_FOUND when it cannot open the file (an I/O
+    // error, a rewrite under way), which can pass, and INVALID_ARGUMENT when
+    // the file does not parse or validate, which cannot.
+    if (absl::IsNotFound(config.status())) {
+      return absl::UnavailableError(config.status().message());
+    }
+    if (!config.ok()) return config.status();
+    model->config = *std::move(config);
     for (int slot = 0; slot < slots_; ++slot) {
       ASSIGN_OR_RETURN(std::unique_ptr<InferenceEngine> engine,
                        loader_(path.dir, model->config, slot));
@@ -154,14 +207,8 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelManager::Load(
     }
     return model;
   }();
+  if (!loaded.ok()) return loaded.status();  // LoadFailed reports it
   const std::string version = absl::StrCat(path.version);
-  if (!loaded.ok()) {
-    metrics_.RecordModelLoadFailed(path.name);
-    LogEvent("model_load_failed", {{"model", path.name},
-                                   {"version", version},
-                                   {"reason", loaded.status().ToString()}});
-    return loaded.status();
-  }
   const absl::Duration load_time = absl::Now() - start;
   metrics_.RecordModelLoaded(path.name, path.version,
                              (*loaded)->config.format(), (*loaded)->devices(),
@@ -172,6 +219,28 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelManager::Load(
             {"device", (*loaded)->devices()},
             {"load_ms", absl::StrCat(absl::ToInt64Milliseconds(load_time))}});
   return loaded;
+}
+
+void ModelManager::LoadFailed(const ModelVersionPath& path,
+                              const absl::Status& status, VersionFiles files) {
+  std::map<int64_t, LoadFailure>& failures = failures_[path.name];
+  const auto previous = failures.find(path.version);
+  LoadFailure failure = RecordLoadFailure(
+      status, std::move(files), clock_(),
+      previous == failures.end() ? nullptr : &previous->second);
+  metrics_.RecordModelLoadFailed(path.name);
+  LogEvent("model_load_failed",
+           {{"model", path.name},
+            {"version", absl::StrCat(path.version)},
+            {"reason", status.ToString()},
+            {"transient", failure.transient ? "true" : "false"}});
+  const std::string message = absl::StrCat(
+      status.message(),
+      failure.transient ? absl::StrCat("; transient, retrying in ",
+                                       absl::FormatDuration(failure.backoff))
+                        : "; permanent, retried when its files change");
+  failures[path.version] = std::move(failure);
+  SetStatus(path.name, path.version, VersionStatus::FAILED, message);
 }
 
 void ModelManager::SetStatus(const std::string& name, int64_t version,

@@ -8,6 +8,8 @@
 namespace unet {
 namespace {
 
+using segmentation::v1::SegmentRequest;
+
 bool Compatible(const SegmentJob& a, const SegmentJob& b) {
   return a.model == b.model && a.image.channels == b.image.channels &&
          a.image.padded_height == b.image.padded_height &&
@@ -18,14 +20,25 @@ bool Compatible(const SegmentJob& a, const SegmentJob& b) {
 void CompleteDead(std::vector<std::unique_ptr<SegmentJob>>& dead,
                   absl::Time now) {
   for (auto& job : dead) {
+    // gRPC also marks a call whose deadline passed as cancelled: the
+    // deadline is the better answer.
     job->done(
-        job->cancelled()
-            ? absl::CancelledError("the caller cancelled the request")
-            : absl::DeadlineExceededError(absl::StrCat(
+        job->deadline <= now
+            ? absl::DeadlineExceededError(absl::StrCat(
                   "deadline passed after ",
-                  absl::FormatDuration(now - job->admitted), " in the queue")));
+                  absl::FormatDuration(now - job->admitted), " in the queue"))
+            : absl::CancelledError("the caller cancelled the request"));
   }
   dead.clear();
+}
+
+void CompleteEvicted(std::vector<std::unique_ptr<SegmentJob>>& evicted) {
+  for (auto& job : evicted) {
+    job->done(absl::ResourceExhaustedError(
+        "request queue is full; this ROUTINE request made room for an URGENT "
+        "one"));
+  }
+  evicted.clear();
 }
 
 }  // namespace
@@ -33,8 +46,41 @@ void CompleteDead(std::vector<std::unique_ptr<SegmentJob>>& dead,
 DynamicBatcher::DynamicBatcher(const BatcherOptions& options)
     : options_(options) {}
 
+bool DynamicBatcher::Fits(const SegmentJob& job) const {
+  const bool count_fits =
+      urgent_.size() + routine_.size() < options_.max_queue_size;
+  const bool bytes_fit =
+      options_.max_queue_bytes <= 0 ||
+      queued_bytes_ + job.input_bytes() <= options_.max_queue_bytes;
+  return count_fits && bytes_fit;
+}
+
+std::unique_ptr<SegmentJob> DynamicBatcher::Take(Lane& lane,
+                                                 Lane::iterator it) {
+  std::unique_ptr<SegmentJob> job = std::move(*it);
+  lane.erase(it);
+  queued_bytes_ -= job->input_bytes();
+  return job;
+}
+
+void DynamicBatcher::EvictRoutineFor(
+    const SegmentJob& urgent,
+    std::vector<std::unique_ptr<SegmentJob>>& evicted) {
+  int64_t routine_bytes = 0;
+  for (const auto& job : routine_) routine_bytes += job->input_bytes();
+  const bool could_fit =
+      urgent_.size() < options_.max_queue_size &&
+      (options_.max_queue_bytes <= 0 ||
+       queued_bytes_ - routine_bytes + urgent.input_bytes() <=
+           options_.max_queue_bytes);
+  if (!could_fit) return;
+  while (!Fits(urgent)) {
+    evicted.push_back(Take(routine_, std::prev(routine_.end())));
+  }
+}
+
 absl::Status DynamicBatcher::Enqueue(std::unique_ptr<SegmentJob> job) {
-  std::vector<std::unique_ptr<SegmentJob>> dead;
+  std::vector<std::unique_ptr<SegmentJob>> dead, evicted;
   const absl::Time now = absl::Now();
   absl::Status status;
   {
@@ -42,24 +88,31 @@ absl::Status DynamicBatcher::Enqueue(std::unique_ptr<SegmentJob> job) {
     if (closed_) {
       status = absl::UnavailableError("server is shutting down");
     } else {
-      if (urgent_.size() + routine_.size() >= options_.max_queue_size) {
+      if (!Fits(*job)) {
         // Make room from jobs whose callers no longer wait, before refusing.
         RemoveDeadJobs(urgent_, now, dead);
         RemoveDeadJobs(routine_, now, dead);
       }
-      if (urgent_.size() + routine_.size() >= options_.max_queue_size) {
+      if (!Fits(*job) && job->priority == SegmentRequest::URGENT) {
+        EvictRoutineFor(*job, evicted);
+      }
+      if (!Fits(*job)) {
         status = absl::ResourceExhaustedError(absl::StrCat(
-            "request queue is full (", options_.max_queue_size, " waiting)"));
+            "request queue is full (", urgent_.size() + routine_.size(),
+            " requests, ", queued_bytes_ >> 20,
+            " MiB of input waiting; at most ", options_.max_queue_size, " and ",
+            options_.max_queue_bytes >> 20, " MiB)"));
       } else {
         job->admitted = now;
-        (job->priority == segmentation::v1::SegmentRequest::URGENT ? urgent_
-                                                                   : routine_)
+        queued_bytes_ += job->input_bytes();
+        (job->priority == SegmentRequest::URGENT ? urgent_ : routine_)
             .push_back(std::move(job));
       }
     }
   }
   changed_.notify_all();
   CompleteDead(dead, now);
+  CompleteEvicted(evicted);
   return status;
 }
 
@@ -76,19 +129,32 @@ size_t DynamicBatcher::queue_depth() {
   return urgent_.size() + routine_.size();
 }
 
+int64_t DynamicBatcher::queue_bytes() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queued_bytes_;
+}
+
 void DynamicBatcher::RemoveDeadJobs(
     Lane& lane, absl::Time now,
     std::vector<std::unique_ptr<SegmentJob>>& dead) {
-  auto alive = std::stable_partition(
-      lane.begin(), lane.end(), [now](const std::unique_ptr<SegmentJob>& job) {
-        return job->deadline > now && !job->cancelled();
-      });
-  std::move(alive, lane.end(), std::back_inserter(dead));
-  lane.erase(alive, lane.end());
+  for (auto it = lane.begin(); it != lane.end();) {
+    if ((*it)->deadline > now && !(*it)->cancelled()) {
+      ++it;
+      continue;
+    }
+    const auto at = it - lane.begin();
+    dead.push_back(Take(lane, it));
+    it = lane.begin() + at;
+  }
 }
 
-const SegmentJob& DynamicBatcher::Head() const {
-  return urgent_.empty() ? *routine_.front() : *urgent_.front();
+DynamicBatcher::Lane& DynamicBatcher::HeadLane() {
+  if (urgent_.empty()) return routine_;
+  if (routine_.empty()) return urgent_;
+  const bool routine_aged =
+      routine_.front()->admitted + options_.routine_aging <=
+      urgent_.front()->admitted;
+  return routine_aged ? routine_ : urgent_;
 }
 
 size_t DynamicBatcher::CountCompatible(const SegmentJob& head) const {
@@ -122,23 +188,33 @@ std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch() {
     }
     // Wait for company until the head's delay is spent or a batch is full;
     // an urgent arrival becomes the new head.
-    const SegmentJob& head = Head();
+    Lane& head_lane = HeadLane();
+    const SegmentJob& head = *head_lane.front();
     const absl::Time send_by = head.admitted + options_.max_queue_delay;
     if (!closed_ && now < send_by &&
         CountCompatible(head) < options_.max_batch_size) {
       changed_.wait_until(lock, absl::ToChronoTime(send_by));
       continue;
     }
-    // Take the head and its compatible followers, urgent ones first.
+    // The head, then its compatible followers, urgent ones first, within
+    // the batch's size and pixel bounds.
+    batch.push_back(Take(head_lane, head_lane.begin()));
+    int64_t pixels = batch.front()->input_pixels();
+    const SegmentJob& first = *batch.front();
     for (Lane* lane : {&urgent_, &routine_}) {
       for (auto it = lane->begin();
            it != lane->end() && batch.size() < options_.max_batch_size;) {
-        if (Compatible(head, **it)) {
-          batch.push_back(std::move(*it));
-          it = lane->erase(it);
-        } else {
+        const bool fits =
+            options_.max_batch_pixels <= 0 ||
+            pixels + (*it)->input_pixels() <= options_.max_batch_pixels;
+        if (!Compatible(first, **it) || !fits) {
           ++it;
+          continue;
         }
+        pixels += (*it)->input_pixels();
+        const auto at = it - lane->begin();
+        batch.push_back(Take(*lane, it));
+        it = lane->begin() + at;
       }
     }
     return batch;

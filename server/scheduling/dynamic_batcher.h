@@ -4,14 +4,22 @@
 // The request queue and the forming of batches from it, as Triton's dynamic
 // batcher: it only forms batches; SegmentExecutor's workers run them.
 //
-// Two bounded lanes, URGENT before ROUTINE. A batch holds jobs of one model
-// version and one padded input shape, at most max_batch_size of them; the
-// first job of a batch waits at most max_queue_delay for company. Jobs whose
-// deadline passed or whose caller went away are completed with
-// DEADLINE_EXCEEDED or CANCELLED when met, and never computed.
+// Two lanes, URGENT before ROUTINE, bounded together in jobs and in the bytes
+// of their network inputs. An URGENT job is never refused for room that
+// ROUTINE jobs hold: the newest ROUTINE jobs are evicted (RESOURCE_EXHAUSTED)
+// to make it. A ROUTINE job ages: after waiting `routine_aging` it competes
+// with URGENT jobs as one that arrived that much later, so a steady URGENT
+// load cannot starve it.
+//
+// A batch holds jobs of one model version and one padded input shape, at
+// most max_batch_size of them and max_batch_pixels input pixels (the first
+// job always goes); the first job of a batch waits at most max_queue_delay
+// for company. Jobs whose deadline passed or whose caller went away are
+// completed with DEADLINE_EXCEEDED or CANCELLED when met, and never computed.
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -25,8 +33,12 @@ namespace unet {
 
 struct BatcherOptions {
   size_t max_queue_size = 256;  // waiting jobs, both lanes; more are refused
+  // Bytes of network input waiting, both lanes (0: unbounded).
+  int64_t max_queue_bytes = int64_t{1} << 30;
   size_t max_batch_size = 8;
+  int64_t max_batch_pixels = 0;  // network input pixels per batch; 0: any
   absl::Duration max_queue_delay = absl::Microseconds(2000);
+  absl::Duration routine_aging = absl::Seconds(1);
 };
 
 class DynamicBatcher {
@@ -46,16 +58,25 @@ class DynamicBatcher {
   void Close();
 
   size_t queue_depth();
+  int64_t queue_bytes();
 
  private:
   using Lane = std::deque<std::unique_ptr<SegmentJob>>;
 
+  // Whether `job` fits beside what is queued. Needs the lock.
+  bool Fits(const SegmentJob& job) const;
   // Moves jobs that must not run from `lane` into `dead`. Needs the lock.
   void RemoveDeadJobs(Lane& lane, absl::Time now,
                       std::vector<std::unique_ptr<SegmentJob>>& dead);
-  // The job the next batch starts with: the oldest urgent, else the oldest
-  // routine one. Needs the lock and a non-empty queue.
-  const SegmentJob& Head() const;
+  // Moves the newest ROUTINE jobs into `evicted` until `urgent` fits; moves
+  // none when evicting all of them would not make it fit. Needs the lock.
+  void EvictRoutineFor(const SegmentJob& urgent,
+                       std::vector<std::unique_ptr<SegmentJob>>& evicted);
+  // Removes the job at `it` from `lane` and returns it. Needs the lock.
+  std::unique_ptr<SegmentJob> Take(Lane& lane, Lane::iterator it);
+  // The lane the next batch starts from: URGENT, unless the oldest ROUTINE
+  // job has aged past the oldest URGENT one. Needs a non-empty queue.
+  Lane& HeadLane();
   // Jobs queued that could share a batch with `head`. Needs the lock.
   size_t CountCompatible(const SegmentJob& head) const;
 
@@ -63,6 +84,7 @@ class DynamicBatcher {
   std::mutex mutex_;
   std::condition_variable changed_;
   Lane urgent_, routine_;
+  int64_t queued_bytes_ = 0;
   bool closed_ = false;
 };
 

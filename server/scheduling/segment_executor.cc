@@ -1,6 +1,9 @@
 #include "server/scheduling/segment_executor.h"
 
 #include <cstring>
+#include <exception>
+#include <iterator>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -45,10 +48,25 @@ absl::Status FinishJob(SegmentJob& job, const float* logits, int classes,
   return absl::OkStatus();
 }
 
+// Calls `fn`; an exception becomes a status, so that none leaves the worker
+// and every job is completed: bad_alloc as RESOURCE_EXHAUSTED, anything else
+// as INTERNAL (the server's own bug).
+template <typename Fn>
+auto Contained(absl::string_view doing, Fn fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory: cannot ", doing));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("cannot ", doing, ": ", e.what()));
+  }
+}
+
 // Runs one forward pass over `jobs` (one model version, one input shape) on
-// the version's engine for `slot` and completes each job.
-void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
-  const absl::Time start = absl::Now();
+// the version's engine for `slot`; returns the logits, or the pass's error.
+absl::StatusOr<FloatTensor> Forward(
+    const std::vector<std::unique_ptr<SegmentJob>>& jobs, int slot) {
   const SegmentJob& first = *jobs.front();
   const PreparedImage& shape = first.image;
   FloatTensor input;
@@ -59,19 +77,40 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     std::memcpy(input.values.data() + i * image_size, jobs[i]->image.chw.data(),
                 image_size * sizeof(float));
-    jobs[i]->response->mutable_timing()->set_queue_us(
-        absl::ToInt64Microseconds(start - jobs[i]->admitted));
   }
   const auto& engines = first.model->engines;
   absl::StatusOr<FloatTensor> logits =
       engines[slot % engines.size()]->Forward(input);
-  const int64_t inference_us = MicrosSince(start);
   // A TorchScript module may return anything; only NCHW logits, one per job,
   // are usable.
   if (logits.ok() && (logits->shape.size() != 4 ||
                       logits->shape[0] != static_cast<int64_t>(jobs.size()))) {
-    logits = absl::InternalError("model returned logits of an unusable shape");
+    return absl::InternalError("model returned logits of an unusable shape");
   }
+  return logits;
+}
+
+// Runs `jobs` and completes each. A batch that runs out of memory is split in
+// halves and each half tried again, so that only a single image that does
+// not fit fails.
+void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
+  const absl::Time start = absl::Now();
+  for (const auto& job : jobs) {
+    job->response->mutable_timing()->set_queue_us(
+        absl::ToInt64Microseconds(start - job->admitted));
+  }
+  absl::StatusOr<FloatTensor> logits =
+      Contained("run the batch", [&] { return Forward(jobs, slot); });
+  if (absl::IsResourceExhausted(logits.status()) && jobs.size() > 1) {
+    std::vector<std::unique_ptr<SegmentJob>> second_half(
+        std::make_move_iterator(jobs.begin() + jobs.size() / 2),
+        std::make_move_iterator(jobs.end()));
+    jobs.resize(jobs.size() / 2);
+    RunBatch(std::move(jobs), slot);
+    RunBatch(std::move(second_half), slot);
+    return;
+  }
+  const int64_t inference_us = MicrosSince(start);
   for (size_t i = 0; i < jobs.size(); ++i) {
     SegmentJob& job = *jobs[i];
     if (!logits.ok()) {
@@ -83,9 +122,11 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
     auto* timing = job.response->mutable_timing();
     timing->set_inference_us(inference_us);
     timing->set_batch_size(static_cast<int>(jobs.size()));
-    job.done(FinishJob(job, logits->values.data() + i * per_image,
+    job.done(Contained("finish the response", [&] {
+      return FinishJob(job, logits->values.data() + i * per_image,
                        static_cast<int>(dims[1]), static_cast<int>(dims[2]),
-                       static_cast<int>(dims[3])));
+                       static_cast<int>(dims[3]));
+    }));
   }
 }
 

@@ -4,6 +4,7 @@
 // One admitted Segment request on its way from the RPC handler through the
 // queue to the engine and back.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -16,6 +17,15 @@
 namespace unet {
 
 struct SegmentJob {
+  // The network input's pixels and bytes, by which queue and batches are
+  // bounded.
+  int64_t input_pixels() const {
+    return int64_t{image.padded_height} * image.padded_width;
+  }
+  int64_t input_bytes() const {
+    return input_pixels() * image.channels * int64_t{sizeof(float)};
+  }
+
   // The version the request was admitted with; it stays loaded until the job
   // is done.
   std::shared_ptr<const LoadedModel> model;

@@ -24,6 +24,10 @@ class FakeEngine : public InferenceEngine {
     ++calls;
     if (before_forward) before_forward();
     if (!fail_with.ok()) return fail_with;
+    if (max_batch_that_fits > 0 && batch.shape[0] > max_batch_that_fits) {
+      ++out_of_memory;
+      return absl::ResourceExhaustedError("fake device out of memory");
+    }
     const int64_t n = batch.shape[0], c = batch.shape[1];
     const int64_t in_h = batch.shape[2], in_w = batch.shape[3];
     const int64_t h = in_h - 2 * shrink_, w = in_w - 2 * shrink_;
@@ -45,6 +49,9 @@ class FakeEngine : public InferenceEngine {
   std::atomic<int> calls{0};
   std::function<void()> before_forward;  // runs inside every Forward
   absl::Status fail_with;
+  // Batches larger than this fail with RESOURCE_EXHAUSTED (0: any fits).
+  int64_t max_batch_that_fits = 0;
+  std::atomic<int> out_of_memory{0};
 
  private:
   const int shrink_;

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -171,7 +172,18 @@ TEST_F(ModelReloadTest, NewVersionsServeWithoutAFailedRequest) {
   EXPECT_GT(ok, 0);
   EXPECT_EQ(served, (std::set<int64_t>{1, 2}));
   EXPECT_EQ(ServedVersion(), 2);
-  const auto states = States();
+  // Broken versions written just now might still be being written: they are
+  // retried until their files have settled (5 s), then stay FAILED.
+  auto states = States();
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while ((states.at(3) != VersionStatus::FAILED ||
+          states.at(4) != VersionStatus::FAILED ||
+          !absl::StrContains(server_->log(), "transient=false")) &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    states = States();
+  }
   EXPECT_EQ(states.at(1), VersionStatus::UNLOADED);
   EXPECT_EQ(states.at(2), VersionStatus::AVAILABLE);
   EXPECT_EQ(states.at(3), VersionStatus::FAILED);

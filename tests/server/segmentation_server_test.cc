@@ -78,6 +78,11 @@ class SegmentationServerTest : public ::testing::Test {
         " --model_root ", root.string(),
         " --name scripted --width 2 --seed 1 > /dev/null");
     ASSERT_EQ(std::system(export_command.c_str()), 0);
+    const std::string export_retain_dim = absl::StrCat(
+        "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+        " --model_root ", root.string(),
+        " --name retain_dim --retain_dim --width 2 --seed 2 > /dev/null");
+    ASSERT_EQ(std::system(export_retain_dim.c_str()), 0);
     auto server = testing::ServerProcess::Start(
         {"--model_root=" + root.string(), "--default_model=unet",
          "--device=cpu", absl::StrCat("--max_pixels=", kMaxPixels)},
@@ -196,6 +201,53 @@ TEST_F(SegmentationServerTest, ReturnsProbabilitiesThatSumToOne) {
   }
 }
 
+// A model exported with the seed's retain_dim (its output stretched over its
+// input) is served as the seed runs it: a valid-size image goes in as it is,
+// without the context margin, and the probabilities are PyTorch's own.
+TEST_F(SegmentationServerTest, ServesRetainDimModelsAsPyTorchRunsThem) {
+  constexpr int kHeight = 188, kWidth = 204;  // valid input sides
+  cv::Mat image(kHeight, kWidth, CV_32FC1);
+  cv::randu(image, 0.0f, 1.0f);
+  SegmentRequest request;
+  request.set_model("retain_dim");
+  request.set_include_probabilities(true);
+  auto* raw = request.mutable_image()->mutable_raw();
+  raw->set_width(kWidth);
+  raw->set_height(kHeight);
+  raw->set_channels(1);
+  raw->set_pixel_type(segmentation::v1::PIXEL_TYPE_FLOAT32);
+  raw->set_data(image.data, image.total() * sizeof(float));
+  SegmentResponse response;
+  const grpc::Status status = Segment(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  const fs::path dir = fs::path(::testing::TempDir());
+  const fs::path image_file = dir / "retain_dim_image.f32";
+  const fs::path expected_file = dir / "retain_dim_expected.f32";
+  std::ofstream(image_file, std::ios::binary)
+      .write(reinterpret_cast<const char*>(image.data),
+             image.total() * sizeof(float));
+  const fs::path model_pt = fs::path(::testing::TempDir()) / "e2e_models" /
+                            "retain_dim" / "1" / "model.pt";
+  const std::string reference =
+      absl::StrCat("/usr/bin/python3 " UNET_SOURCE_DIR
+                   "/tests/server/torchscript_reference.py ",
+                   model_pt.string(), " ", image_file.string(), " ", kHeight,
+                   " ", kWidth, " ", expected_file.string());
+  ASSERT_EQ(std::system(reference.c_str()), 0);
+  const std::string expected = testing::ReadFile(expected_file);
+  const std::string& served = response.probabilities().data();
+  ASSERT_EQ(served.size(), size_t{2} * kHeight * kWidth * sizeof(float));
+  ASSERT_EQ(expected.size(), served.size());
+  const auto* want = reinterpret_cast<const float*>(expected.data());
+  const auto* got = reinterpret_cast<const float*>(served.data());
+  float max_difference = 0;
+  for (size_t i = 0; i < served.size() / sizeof(float); ++i) {
+    max_difference = std::max(max_difference, std::abs(want[i] - got[i]));
+  }
+  EXPECT_LE(max_difference, 1e-5f);
+}
+
 TEST_F(SegmentationServerTest, HealthSaysServing) {
   auto health = grpc::health::v1::Health::NewStub(server_->channel());
   for (const char* service : {"", "segmentation.v1.Segmentation"}) {
@@ -294,8 +346,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequestCase{"EmptyBytes", [] { return ImageRequest(""); },
                        grpc::StatusCode::INVALID_ARGUMENT, "empty"},
         BadRequestCase{"UndecodableBytes",
+                       [] { return ImageRequest("\x89PNG\r\n\x1a\n garbage"); },
+                       grpc::StatusCode::INVALID_ARGUMENT, "cannot decode PNG"},
+        BadRequestCase{"FormatOffTheAllowList",
                        [] { return ImageRequest("GIF89a garbage"); },
-                       grpc::StatusCode::INVALID_ARGUMENT, "cannot decode"},
+                       grpc::StatusCode::INVALID_ARGUMENT,
+                       "GIF is not accepted"},
         BadRequestCase{"NoImage", [] { return SegmentRequest(); },
                        grpc::StatusCode::INVALID_ARGUMENT, "no image"},
         BadRequestCase{"ChannelsTheModelDoesNotTake",
@@ -367,7 +423,9 @@ TEST_F(SegmentationServerTest, CliFailsWithAOneLineReason) {
                     "/nonexistent.png", kTrainImage.string()},
                    &output),
             0);
-  EXPECT_THAT(output, HasSubstr("notes.txt: INVALID_ARGUMENT: cannot decode"));
+  EXPECT_THAT(
+      output,
+      HasSubstr("notes.txt: INVALID_ARGUMENT: image bytes are not PNG"));
   EXPECT_THAT(output, HasSubstr("/nonexistent.png: NOT_FOUND"));
   EXPECT_TRUE(fs::exists(out / "isbi_train_0_mask.png"));  // the rest ran
   EXPECT_NE(RunCli({kTrainImage.string()}, &output), 0);   // no --output

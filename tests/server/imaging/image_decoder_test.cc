@@ -1,17 +1,23 @@
 #include "server/imaging/image_decoder.h"
 
+#include <cstdio>
 #include <opencv2/imgcodecs.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/imaging/opencv_limits.h"
 
 namespace unet {
 namespace {
 
 using segmentation::v1::Image;
 using ::testing::HasSubstr;
+using namespace std::string_literals;
 
 constexpr int64_t kMaxPixels = 1 << 22;
+// The limits this test binary runs under, OpenCV's included (see main).
+constexpr DecodeLimits kLimits{kMaxPixels, 8192};
 
 Image Encoded(const cv::Mat& pixels, const std::string& extension) {
   std::vector<uint8_t> bytes;
@@ -39,14 +45,40 @@ cv::Mat Gradient(int rows, int cols, int type) {
   return m;
 }
 
+DecodeLimits WithMaxPixels(int64_t max_pixels) {
+  return {max_pixels, kLimits.max_side};
+}
+
 absl::StatusCode CodeOf(const Image& image, int64_t max_pixels = kMaxPixels) {
-  return DecodeImage(image, max_pixels).status().code();
+  return DecodeImage(image, WithMaxPixels(max_pixels)).status().code();
+}
+
+Image EncodedBytes(std::string bytes) {
+  Image image;
+  image.set_encoded(std::move(bytes));
+  return image;
+}
+
+// The CRC-32 of PNG chunks (ISO 3309), so that a patched header stays valid.
+uint32_t Crc32(absl::string_view bytes) {
+  uint32_t crc = 0xFFFFFFFF;
+  for (unsigned char byte : bytes) {
+    crc ^= byte;
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc >> 1) ^ (0xEDB88320 & (0u - (crc & 1)));
+    }
+  }
+  return ~crc;
+}
+
+std::string PngBytes(const cv::Mat& pixels) {
+  return Encoded(pixels, ".png").encoded();
 }
 
 TEST(ImageDecoderTest, DecodesEveryLosslessFormatExactly) {
   const cv::Mat gray8 = Gradient(33, 51, CV_8UC1);
-  for (const char* ext : {".png", ".tif", ".bmp", ".pgm"}) {
-    const auto decoded = DecodeImage(Encoded(gray8, ext), kMaxPixels);
+  for (const char* ext : {".png", ".tif", ".bmp"}) {
+    const auto decoded = DecodeImage(Encoded(gray8, ext), kLimits);
     ASSERT_TRUE(decoded.ok()) << ext << ": " << decoded.status();
     EXPECT_EQ(cv::norm(*decoded, gray8, cv::NORM_INF), 0) << ext;
   }
@@ -55,7 +87,7 @@ TEST(ImageDecoderTest, DecodesEveryLosslessFormatExactly) {
 TEST(ImageDecoderTest, Keeps16BitDepth) {
   const cv::Mat gray16 = Gradient(20, 30, CV_16UC1);
   for (const char* ext : {".png", ".tif"}) {
-    const auto decoded = DecodeImage(Encoded(gray16, ext), kMaxPixels);
+    const auto decoded = DecodeImage(Encoded(gray16, ext), kLimits);
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     EXPECT_EQ(decoded->type(), CV_16UC1);
     EXPECT_EQ(cv::norm(*decoded, gray16, cv::NORM_INF), 0);
@@ -64,7 +96,7 @@ TEST(ImageDecoderTest, Keeps16BitDepth) {
 
 TEST(ImageDecoderTest, DecodesJpegWithItsLoss) {
   const cv::Mat flat(64, 48, CV_8UC1, cv::Scalar(100));
-  const auto decoded = DecodeImage(Encoded(flat, ".jpg"), kMaxPixels);
+  const auto decoded = DecodeImage(Encoded(flat, ".jpg"), kLimits);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(decoded->size(), flat.size());
   EXPECT_EQ(decoded->channels(), 1);
@@ -73,25 +105,25 @@ TEST(ImageDecoderTest, DecodesJpegWithItsLoss) {
 
 TEST(ImageDecoderTest, ColourComesOutAsRgb) {
   cv::Mat bgr(4, 4, CV_8UC3, cv::Scalar(10, 20, 30));  // B, G, R
-  const auto decoded = DecodeImage(Encoded(bgr, ".png"), kMaxPixels);
+  const auto decoded = DecodeImage(Encoded(bgr, ".png"), kLimits);
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(decoded->at<cv::Vec3b>(0, 0), cv::Vec3b(30, 20, 10));
 }
 
 TEST(ImageDecoderTest, DecodesRawPixelsOfEveryType) {
-  const auto u8 = DecodeImage(
-      Raw(3, 2, 1, segmentation::v1::PIXEL_TYPE_UINT8, 6), kMaxPixels);
+  const auto u8 =
+      DecodeImage(Raw(3, 2, 1, segmentation::v1::PIXEL_TYPE_UINT8, 6), kLimits);
   ASSERT_TRUE(u8.ok()) << u8.status();
   EXPECT_EQ(u8->type(), CV_8UC1);
   EXPECT_EQ(u8->cols, 3);
   EXPECT_EQ(u8->rows, 2);
   const auto u16 = DecodeImage(
-      Raw(3, 2, 2, segmentation::v1::PIXEL_TYPE_UINT16, 24), kMaxPixels);
+      Raw(3, 2, 2, segmentation::v1::PIXEL_TYPE_UINT16, 24), kLimits);
   ASSERT_TRUE(u16.ok()) << u16.status();
   EXPECT_EQ(u16->type(), CV_16UC2);
   EXPECT_EQ(u16->at<cv::Vec2w>(1, 2)[1], 0x0101);
   const auto f32 = DecodeImage(
-      Raw(1, 1, 1, segmentation::v1::PIXEL_TYPE_FLOAT32, 4), kMaxPixels);
+      Raw(1, 1, 1, segmentation::v1::PIXEL_TYPE_FLOAT32, 4), kLimits);
   ASSERT_TRUE(f32.ok()) << f32.status();
   EXPECT_EQ(f32->type(), CV_32FC1);
 }
@@ -111,7 +143,7 @@ TEST(ImageDecoderTest, RejectsEmptyAndUndecodableBytes) {
 
 TEST(ImageDecoderTest, RejectsRawDataOfTheWrongSize) {
   const auto status = DecodeImage(
-      Raw(10, 10, 1, segmentation::v1::PIXEL_TYPE_UINT16, 100), kMaxPixels);
+      Raw(10, 10, 1, segmentation::v1::PIXEL_TYPE_UINT16, 100), kLimits);
   EXPECT_EQ(status.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.status().message(), HasSubstr("200"));
 }
@@ -128,37 +160,57 @@ TEST(ImageDecoderTest, RejectsBadRawHeaders) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ImageDecoderTest, RejectsTooManyPixels) {
+TEST(ImageDecoderTest, RejectsTooManyPixelsAndTooLongSides) {
   EXPECT_EQ(CodeOf(Raw(101, 100, 1, segmentation::v1::PIXEL_TYPE_UINT8, 10100),
                    10000),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CodeOf(Encoded(Gradient(101, 100, CV_8UC1), ".png"), 10000),
             absl::StatusCode::kInvalidArgument);
-  // Small files whose headers declare huge images ("decompression bombs")
-  // are refused from the header, before OpenCV allocates anything.
-  for (const char* ext : {".png", ".bmp", ".jpg", ".tif"}) {
-    std::vector<uint8_t> bytes;
-    ASSERT_TRUE(cv::imencode(ext, Gradient(4, 4, CV_8UC1), bytes));
-    Image image;
-    image.set_encoded(std::string(bytes.begin(), bytes.end()));
-    const auto small = DecodeImage(image, 16);
-    EXPECT_TRUE(small.ok()) << ext << ": " << small.status();
-    const auto refused = DecodeImage(image, 15);
-    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
-        << ext;
-    EXPECT_THAT(refused.status().message(), HasSubstr("declares 16 pixels"))
-        << ext;
+  const auto thin = DecodeImage(
+      Raw(8193, 1, 1, segmentation::v1::PIXEL_TYPE_UINT8, 8193), kLimits);
+  EXPECT_EQ(thin.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(thin.status().message(), HasSubstr("8192 pixels per side"));
+}
+
+TEST(ImageDecoderTest, RawHeadersThatOverflowAreRefusedBeforeAnyProduct) {
+  // 2^32-1 squared overflows int64; times 16 bytes a pixel, again.
+  const auto huge = DecodeImage(
+      Raw(0xFFFFFFFF, 0xFFFFFFFF, 4, segmentation::v1::PIXEL_TYPE_FLOAT32, 1),
+      kLimits);
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(huge.status().message(), HasSubstr("per side"));
+  EXPECT_EQ(CodeOf(Raw(65536, 65536, 1, segmentation::v1::PIXEL_TYPE_UINT8, 1)),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// OpenCV reads its limits only at start-up; main() starts this binary again
+// with them, as the server does.
+TEST(ImageDecoderTest, OpenCvsOwnLimitsAreInForce) {
+  EXPECT_TRUE(OpenCvLimitsInForce(kLimits));
+}
+
+// Small files whose headers declare huge images ("decompression bombs") are
+// refused by OpenCV from the header, before it allocates the pixels: the
+// message is the one for OpenCV's refusal; no header parser of ours is left.
+TEST(ImageDecoderTest, OpenCvRefusesBombsFromTheHeader) {
+  // A PNG whose IHDR claims 100000 x 100000.
+  std::string png = PngBytes(Gradient(4, 4, CV_8UC1));
+  for (int at : {16, 20}) {  // width, height: 0x000186A0 big-endian
+    png[at] = 0, png[at + 1] = 1, png[at + 2] = char(0x86),
+    png[at + 3] = char(0xA0);
   }
-  // A PNG whose header claims 100000 x 100000 pixels.
-  std::vector<uint8_t> png;
-  ASSERT_TRUE(cv::imencode(".png", Gradient(4, 4, CV_8UC1), png));
-  for (int i : {16, 20}) {  // IHDR width and height, big-endian
-    png[i] = 0x00, png[i + 1] = 0x01, png[i + 2] = 0x86, png[i + 3] = 0xA0;
-  }
-  Image bomb;
-  bomb.set_encoded(std::string(png.begin(), png.end()));
-  EXPECT_THAT(DecodeImage(bomb, kMaxPixels).status().message(),
-              HasSubstr("declares 10000000000 pixels"));
+  const uint32_t crc = Crc32(absl::string_view(png).substr(12, 17));
+  for (int i = 0; i < 4; ++i) png[29 + i] = char(crc >> (24 - 8 * i));
+  auto refused = DecodeImage(EncodedBytes(png), kLimits);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("PNG header declares an image larger"));
+  // A real 4 KB PNG of zeros just over the pixel limit, sides within it.
+  const std::string zeros = PngBytes(cv::Mat::zeros(1025, 4096, CV_8UC1));
+  ASSERT_LT(zeros.size(), 64u << 10);
+  refused = DecodeImage(EncodedBytes(zeros), kLimits);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("PNG header declares an image larger"));
   // A big-endian TIFF of 8 + 2 + 2 * 12 bytes: width and height 100000
   // (LONG), no pixel data at all.
   const std::string tiff(
@@ -166,13 +218,83 @@ TEST(ImageDecoderTest, RejectsTooManyPixels) {
       "\x01\x00\0\x04\0\0\0\x01\0\x01\x86\xA0"
       "\x01\x01\0\x04\0\0\0\x01\0\x01\x86\xA0",
       34);
-  bomb.set_encoded(tiff);
-  EXPECT_THAT(DecodeImage(bomb, kMaxPixels).status().message(),
-              HasSubstr("declares 10000000000 pixels"));
-  // A header that claims 4 billion pixels is refused before any allocation.
-  EXPECT_EQ(CodeOf(Raw(65536, 65536, 1, segmentation::v1::PIXEL_TYPE_UINT8, 1)),
+  EXPECT_EQ(CodeOf(EncodedBytes(tiff)), absl::StatusCode::kInvalidArgument);
+  // A JPEG whose frame header claims 60000 x 60000, behind a legal 0xFF
+  // fill byte that a hand-written segment walk missed.
+  const std::string jpeg = Encoded(Gradient(8, 8, CV_8UC1), ".jpg").encoded();
+  const size_t sof = jpeg.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  std::string bomb = jpeg.substr(0, sof) + "\xFF" + jpeg.substr(sof);
+  for (size_t at : {sof + 1 + 5, sof + 1 + 7}) {  // height, width
+    bomb[at] = char(0xEA), bomb[at + 1] = char(0x60);
+  }
+  refused = DecodeImage(EncodedBytes(bomb), kLimits);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("JPEG header declares an image larger"));
+}
+
+TEST(ImageDecoderTest, SurvivesATiffWhoseDirectoryOffsetWraps) {
+  // 8 bytes: a little-endian TIFF whose first directory sits near 2^32.
+  const std::string tiff("II*\0\xF0\xFF\xFF\xFF", 8);
+  EXPECT_EQ(CodeOf(EncodedBytes(tiff)), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ImageDecoderTest, AcceptsOnlyTheAllowedFormatsAndNamesTheOthers) {
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"RIFF\x10\0\0\0WEBPVP8 "s, "WebP"},
+      {std::string("\0\0\0\x0cjP  \r\n\x87\n", 12), "JPEG 2000"},
+      {"\xFF\x4F\xFF\x51\0\x2f"s, "JPEG 2000"},
+      {"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 9999 +X 9999\n",
+       "Radiance HDR"},
+      {"P5\n60000 60000\n255\n", "PxM/PFM"},
+      {"PF\n60000 60000\n-1.0\n", "PxM/PFM"},
+      {"\x59\xA6\x6A\x95\0\0\xEA\x60"s, "Sun raster"},
+      {"\x76\x2F\x31\x01\x02\0\0\0"s, "OpenEXR"},
+      {"GIF89a\x60\xEA\x60\xEA", "GIF"},
+      {std::string(128, '\0') + "DICM", "DICOM"},
+  };
+  for (const auto& [bytes, name] : refused) {
+    const auto decoded = DecodeImage(EncodedBytes(bytes), kLimits);
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument)
+        << name;
+    EXPECT_THAT(decoded.status().message(),
+                HasSubstr(absl::StrCat("format ", name, " is not accepted")));
+  }
+  const auto unknown = DecodeImage(EncodedBytes("\x00\x01garbage"s), kLimits);
+  EXPECT_THAT(unknown.status().message(),
+              HasSubstr("not PNG, TIFF, JPEG or BMP"));
+  // A real PGM, which OpenCV would decode, is refused all the same.
+  EXPECT_EQ(CodeOf(Encoded(Gradient(4, 4, CV_8UC1), ".pgm")),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ImageDecoderTest, SniffsTheAllowedFormats) {
+  EXPECT_EQ(SniffImageFormat(PngBytes(Gradient(2, 2, CV_8UC1))),
+            ImageFormat::kPng);
+  EXPECT_EQ(
+      SniffImageFormat(Encoded(Gradient(2, 2, CV_8UC1), ".tif").encoded()),
+      ImageFormat::kTiff);
+  EXPECT_EQ(
+      SniffImageFormat(Encoded(Gradient(2, 2, CV_8UC1), ".jpg").encoded()),
+      ImageFormat::kJpeg);
+  EXPECT_EQ(
+      SniffImageFormat(Encoded(Gradient(2, 2, CV_8UC1), ".bmp").encoded()),
+      ImageFormat::kBmp);
+  EXPECT_EQ(SniffImageFormat(std::string("II+\0", 4)), ImageFormat::kTiff);
+  EXPECT_EQ(SniffImageFormat(""), ImageFormat::kUnknown);
 }
 
 }  // namespace
 }  // namespace unet
+
+int main(int argc, char** argv) {
+  if (const absl::Status limits =
+          unet::EnforceOpenCvLimits(unet::kLimits, argv);
+      !limits.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(limits.message()).c_str());
+    return 1;
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -168,5 +168,104 @@ TEST_F(DynamicBatcherTest, CloseRefusesNewJobsAndHandsOutQueuedOnes) {
   EXPECT_TRUE(batcher.NextBatch().empty());
 }
 
+constexpr int64_t kJobBytes = int64_t{188} * 188 * sizeof(float);
+
+TEST_F(DynamicBatcherTest, QueueIsBoundedInBytes) {
+  BatcherOptions options = Options(1, absl::ZeroDuration());
+  options.max_queue_bytes = 2 * kJobBytes;
+  DynamicBatcher batcher(options);
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(batcher.queue_bytes(), 2 * kJobBytes);
+  const absl::Status full = batcher.Enqueue(Job(3));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(batcher.queue_depth(), 2u);
+  // Room comes back as jobs leave.
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{1});
+  EXPECT_EQ(batcher.queue_bytes(), kJobBytes);
+  EXPECT_TRUE(batcher.Enqueue(Job(4)).ok());
+}
+
+TEST_F(DynamicBatcherTest, UrgentEvictsTheNewestRoutineFromAFullQueue) {
+  DynamicBatcher batcher(Options(1, absl::ZeroDuration(), 2));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(batcher.Enqueue(Job(3)).code(),
+            absl::StatusCode::kResourceExhausted);  // routine: refused
+  ASSERT_TRUE(batcher.Enqueue(Urgent(4)).ok());
+  EXPECT_EQ(Outcome(2), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Outcome(1), absl::StatusCode::kUnknown);  // still queued
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{4});
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{1});
+}
+
+TEST_F(DynamicBatcherTest, UrgentEvictsAsManyRoutineAsItsBytesNeed) {
+  BatcherOptions options = Options(1, absl::ZeroDuration());
+  const int64_t big_bytes = int64_t{380} * 380 * sizeof(float);
+  options.max_queue_bytes = big_bytes + kJobBytes;
+  DynamicBatcher batcher(options);
+  for (int id = 1; id <= 4; ++id) ASSERT_TRUE(batcher.Enqueue(Job(id)).ok());
+  auto big = Job(5, 380);
+  big->priority = SegmentRequest::URGENT;
+  ASSERT_TRUE(batcher.Enqueue(std::move(big)).ok());
+  // The bound leaves room for the urgent job and one routine job: the
+  // three newest routine jobs made room.
+  for (int id : {2, 3, 4}) {
+    EXPECT_EQ(Outcome(id), absl::StatusCode::kResourceExhausted) << id;
+  }
+  EXPECT_EQ(batcher.queue_depth(), 2u);
+  EXPECT_LE(batcher.queue_bytes(), options.max_queue_bytes);
+}
+
+TEST_F(DynamicBatcherTest, UrgentIsRefusedOnlyWhenUrgentFillsTheQueue) {
+  DynamicBatcher batcher(Options(1, absl::ZeroDuration(), 2));
+  ASSERT_TRUE(batcher.Enqueue(Urgent(1)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Urgent(2)).ok());
+  EXPECT_EQ(batcher.Enqueue(Urgent(3)).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Outcome(1), absl::StatusCode::kUnknown);
+  EXPECT_EQ(Outcome(2), absl::StatusCode::kUnknown);
+}
+
+TEST_F(DynamicBatcherTest, RoutineAgesPastASteadyUrgentLoad) {
+  BatcherOptions options = Options(1, absl::ZeroDuration());
+  options.routine_aging = absl::Milliseconds(50);
+  DynamicBatcher batcher(options);
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Urgent(2)).ok());
+  // Within the aging time urgent goes first...
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{2});
+  absl::SleepFor(absl::Milliseconds(60));
+  // ...but urgent requests that arrive after the routine one has aged do not
+  // overtake it.
+  ASSERT_TRUE(batcher.Enqueue(Urgent(3)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Urgent(4)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{1});
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{3});
+}
+
+TEST_F(DynamicBatcherTest, BatchesAreBoundedInPixels) {
+  BatcherOptions options = Options(8, absl::ZeroDuration());
+  options.max_batch_pixels = 2 * 188 * 188;
+  DynamicBatcher batcher(options);
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(batcher.Enqueue(Job(id)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), (std::vector<int>{1, 2}));
+  // A single job larger than the bound still runs, alone.
+  ASSERT_TRUE(batcher.Enqueue(Job(4, 700)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{3});
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{4});
+}
+
+TEST_F(DynamicBatcherTest, AnExpiredCallIsADeadlineEvenIfAlsoCancelled) {
+  DynamicBatcher batcher(Options(8, absl::ZeroDuration()));
+  auto expired = Job(1);
+  expired->deadline = absl::Now();
+  expired->cancelled = [] { return true; };  // as gRPC marks it
+  ASSERT_TRUE(batcher.Enqueue(std::move(expired)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{2});
+  EXPECT_EQ(Outcome(1), absl::StatusCode::kDeadlineExceeded);
+}
+
 }  // namespace
 }  // namespace unet

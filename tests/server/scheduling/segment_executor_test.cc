@@ -1,7 +1,10 @@
 #include "server/scheduling/segment_executor.h"
 
+#include <functional>
 #include <future>
+#include <new>
 #include <opencv2/imgcodecs.hpp>
+#include <stdexcept>
 #include <thread>
 
 #include "absl/time/clock.h"
@@ -173,6 +176,68 @@ TEST_F(SegmentExecutorTest, StopFinishesQueuedJobsThenRefusesNewOnes) {
   EXPECT_GE(engine_->calls, 1);
   Call late;
   EXPECT_EQ(executor.Submit(Job(late)).code(), absl::StatusCode::kUnavailable);
+}
+
+// Holds the worker on a first job so that `calls` queue up behind it and
+// leave together in one batch.
+void SubmitAsOneBatch(
+    SegmentExecutor& executor, std::promise<void>& entered,
+    std::promise<void>& release, Call& first, std::vector<Call>& calls,
+    const std::function<std::unique_ptr<SegmentJob>(Call&)>& job) {
+  ASSERT_TRUE(executor.Submit(job(first)).ok());
+  entered.get_future().wait();
+  for (Call& call : calls) ASSERT_TRUE(executor.Submit(job(call)).ok());
+  release.set_value();
+}
+
+TEST_F(SegmentExecutorTest, ABatchThatRunsOutOfMemoryIsSplitAndRetried) {
+  std::promise<void> entered, release;
+  HoldFirstForward(entered, release);
+  engine_->max_batch_that_fits = 2;
+  ExecutorOptions options;
+  options.batcher.max_batch_size = 8;
+  SegmentExecutor executor(options);
+  Call first;
+  std::vector<Call> calls(8);
+  SubmitAsOneBatch(executor, entered, release, first, calls,
+                   [this](Call& call) { return Job(call); });
+  ASSERT_TRUE(first.outcome.get_future().get().ok());
+  for (Call& call : calls) {
+    const absl::Status status = call.outcome.get_future().get();
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_EQ(call.response.mask().data(), ExpectedMask(call));
+    EXPECT_LE(call.response.timing().batch_size(), 2);
+  }
+  // 8 -> 4 + 4 -> 2 + 2 + 2 + 2: three halvings failed before the pairs ran.
+  EXPECT_EQ(engine_->out_of_memory, 3);
+}
+
+TEST_F(SegmentExecutorTest, ASingleImageThatDoesNotFitFailsAlone) {
+  engine_->max_batch_that_fits = 0;
+  engine_->fail_with = absl::ResourceExhaustedError("fake device full");
+  SegmentExecutor executor({});
+  Call call;
+  ASSERT_TRUE(executor.Submit(Job(call)).ok());
+  EXPECT_EQ(call.outcome.get_future().get().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(SegmentExecutorTest, ExceptionsBecomeStatusesAndTheWorkerGoesOn) {
+  int forward = 0;
+  engine_->before_forward = [&forward] {
+    ++forward;
+    if (forward == 1) throw std::bad_alloc();
+    if (forward == 2) throw std::runtime_error("a bug of ours");
+  };
+  SegmentExecutor executor({});
+  Call oom, bug, fine;
+  ASSERT_TRUE(executor.Submit(Job(oom)).ok());
+  EXPECT_EQ(oom.outcome.get_future().get().code(),
+            absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(executor.Submit(Job(bug)).ok());
+  EXPECT_EQ(bug.outcome.get_future().get().code(), absl::StatusCode::kInternal);
+  ASSERT_TRUE(executor.Submit(Job(fine)).ok());
+  EXPECT_TRUE(fine.outcome.get_future().get().ok());
 }
 
 }  // namespace
