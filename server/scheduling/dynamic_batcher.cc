@@ -44,7 +44,31 @@ void CompleteEvicted(std::vector<std::unique_ptr<SegmentJob>>& evicted) {
 }  // namespace
 
 DynamicBatcher::DynamicBatcher(const BatcherOptions& options)
-    : options_(options) {}
+    : options_(options), reaper_([this] { ReapLoop(); }) {}
+
+DynamicBatcher::~DynamicBatcher() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    destroying_ = true;
+  }
+  changed_.notify_all();
+  reaper_.join();
+}
+
+void DynamicBatcher::ReapLoop() {
+  std::vector<std::unique_ptr<SegmentJob>> dead;
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!destroying_) {
+    changed_.wait_for(lock, absl::ToChronoMilliseconds(kReapInterval));
+    const absl::Time now = absl::Now();
+    RemoveDeadJobs(urgent_, now, dead);
+    RemoveDeadJobs(routine_, now, dead);
+    if (dead.empty()) continue;
+    lock.unlock();
+    CompleteDead(dead, now);
+    lock.lock();
+  }
+}
 
 bool DynamicBatcher::Fits(const SegmentJob& job) const {
   const bool count_fits =

@@ -15,7 +15,9 @@
 // most max_batch_size of them and max_batch_pixels input pixels (the first
 // job always goes); the first job of a batch waits at most max_queue_delay
 // for company. Jobs whose deadline passed or whose caller went away are
-// completed with DEADLINE_EXCEEDED or CANCELLED when met, and never computed.
+// completed with DEADLINE_EXCEEDED or CANCELLED, and never computed: a reaper
+// looks for them every kReapInterval, so that they leave the queue (and free
+// their memory) even while every worker is busy with a long pass.
 
 #include <condition_variable>
 #include <cstddef>
@@ -23,6 +25,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -41,9 +44,17 @@ struct BatcherOptions {
   absl::Duration routine_aging = absl::Seconds(1);
 };
 
+inline constexpr absl::Duration kReapInterval = absl::Milliseconds(50);
+
 class DynamicBatcher {
  public:
   explicit DynamicBatcher(const BatcherOptions& options);
+  // Stops the reaper; the jobs still queued are dropped without an answer,
+  // so Close and drain with NextBatch first.
+  ~DynamicBatcher();
+
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
   // Queues `job`. On success the batcher owns it and job->done will be
   // called; on failure (RESOURCE_EXHAUSTED when full, UNAVAILABLE after
@@ -63,6 +74,8 @@ class DynamicBatcher {
  private:
   using Lane = std::deque<std::unique_ptr<SegmentJob>>;
 
+  // Completes dead jobs every kReapInterval until the batcher is destroyed.
+  void ReapLoop();
   // Whether `job` fits beside what is queued. Needs the lock.
   bool Fits(const SegmentJob& job) const;
   // Moves jobs that must not run from `lane` into `dead`. Needs the lock.
@@ -86,6 +99,8 @@ class DynamicBatcher {
   Lane urgent_, routine_;
   int64_t queued_bytes_ = 0;
   bool closed_ = false;
+  bool destroying_ = false;
+  std::thread reaper_;  // last: starts once the rest is built
 };
 
 }  // namespace unet

@@ -267,5 +267,20 @@ TEST_F(DynamicBatcherTest, AnExpiredCallIsADeadlineEvenIfAlsoCancelled) {
   EXPECT_EQ(Outcome(1), absl::StatusCode::kDeadlineExceeded);
 }
 
+TEST_F(DynamicBatcherTest, ExpiredJobsLeaveEvenWhileNoWorkerAsks) {
+  DynamicBatcher batcher(Options(8, absl::ZeroDuration()));
+  auto job = Job(1);
+  job->deadline = absl::Now() + absl::Milliseconds(20);
+  ASSERT_TRUE(batcher.Enqueue(std::move(job)).ok());
+  // No NextBatch: the workers are all busy with a long pass.
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (Outcome(1) == absl::StatusCode::kUnknown && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(Outcome(1), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(batcher.queue_depth(), 0u);
+  EXPECT_EQ(batcher.queue_bytes(), 0);
+}
+
 }  // namespace
 }  // namespace unet
