@@ -14,6 +14,8 @@ packages=(
   # real Prometheus server
   libgtest-dev libgmock-dev python3-torch python3-grpcio python3-opencv
   prometheus
+  # tests: fuzzing (clang 14 with libFuzzer and the sanitizer runtimes)
+  clang libclang-rt-14-dev
 )
 
 missing=()

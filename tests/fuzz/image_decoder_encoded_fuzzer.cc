@@ -1,0 +1,74 @@
+// Feeds arbitrary bytes to the server's decoder as Image.encoded: the
+// signature sniffing, then OpenCV's PNG, TIFF, JPEG and BMP readers under
+// the limits the server runs with.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "segmentation/v1/segmentation.pb.h"
+#include "server/imaging/image_decoder.h"
+#include "server/imaging/opencv_limits.h"
+#include "tests/fuzz/decode_contract.h"
+
+namespace {
+
+// Smaller than the server's default so that legitimate big images decode
+// fast; what matters is that the limits are enforced at all.
+constexpr unet::DecodeLimits kLimits{/*max_pixels=*/int64_t{1} << 22,
+                                     /*max_side=*/8192};
+
+// The codecs are not instrumented (see CMakeLists.txt), so coverage alone
+// cannot tell a PNG that decodes from one that libpng rejects. These counters,
+// which libFuzzer reads as extra coverage, tell it the outcomes apart: the
+// reason of a refusal, or the format, type and rough size of a decoded image.
+__attribute__((used, section("__libfuzzer_extra_counters")))
+uint8_t outcome_counters[4096];
+
+int Log2(int n) { return n > 0 ? 31 - __builtin_clz(n) : -1; }
+
+void CountOutcome(const std::string& bytes,
+                  const absl::StatusOr<cv::Mat>& decoded) {
+  std::string outcome;
+  if (decoded.ok()) {
+    outcome = absl::StrCat(unet::ImageFormatName(unet::SniffImageFormat(bytes)),
+                           ":", decoded->type(), ":", Log2(decoded->rows), "x",
+                           Log2(decoded->cols));
+  } else {
+    // Without the numbers: every size in "image is 0x7" is not a new reason.
+    for (char c : decoded.status().message()) {
+      if (!absl::ascii_isdigit(c)) outcome += c;
+    }
+  }
+  // std::hash, unlike absl::Hash, is the same in every process (-fork=N).
+  outcome_counters[std::hash<std::string>{}(outcome) %
+                   sizeof(outcome_counters)]++;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  // OpenCV reads its limits while loading: restart with them in the
+  // environment, as the server does, or a header claiming a huge image would
+  // make it allocate before our own check.
+  const absl::Status status = unet::EnforceOpenCvLimits(kLimits, *argv);
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s\n", status.ToString().c_str());
+    std::abort();
+  }
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  segmentation::v1::Image image;
+  image.set_encoded(std::string(reinterpret_cast<const char*>(data), size));
+  const absl::StatusOr<cv::Mat> decoded = unet::DecodeImage(image, kLimits);
+  unet_fuzz::CheckDecodeContract(decoded, kLimits);
+  CountOutcome(image.encoded(), decoded);
+  return 0;
+}
