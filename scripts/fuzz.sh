@@ -6,7 +6,8 @@
 #
 # SECONDS_PER_TARGET defaults to 60; TARGETs (image_decoder_encoded,
 # image_decoder_raw, model_config) to all. FUZZ_JOBS=N runs N fuzzing
-# processes per target (libFuzzer -fork=N), for long runs.
+# processes per target (libFuzzer -fork=N), for long runs; FUZZ_RUNS=N stops
+# a target after N executions, if that comes before SECONDS_PER_TARGET.
 #
 # Each target fuzzes a copy of its seed corpus, build-fuzz/corpus/<target>/,
 # which keeps what it finds from run to run; crashes, leaks, timeouts and
@@ -49,6 +50,7 @@ for target in "${targets[@]}"; do
     options+=(-dict="tests/fuzz/$target.dict")
   fi
   if ((jobs > 1)); then options+=(-fork="$jobs"); fi
+  if [[ -n ${FUZZ_RUNS:-} ]]; then options+=(-runs="$FUZZ_RUNS"); fi
 
   echo "fuzz: $target for ${seconds}s (log: $log)" >&2
   touch build-fuzz/logs/.start
