@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "tests/hostile_images.h"
 #include "tests/server/server_process.h"
 
 namespace unet {
@@ -68,31 +69,6 @@ std::string Jpeg(const cv::Mat& pixels) {
   std::vector<uint8_t> bytes;
   cv::imencode(".jpg", pixels, bytes);
   return std::string(bytes.begin(), bytes.end());
-}
-
-// The CRC-32 of PNG chunks (ISO 3309), so that a patched header stays valid.
-uint32_t Crc32(absl::string_view bytes) {
-  uint32_t crc = 0xFFFFFFFF;
-  for (unsigned char byte : bytes) {
-    crc ^= byte;
-    for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc >> 1) ^ (0xEDB88320 & (0u - (crc & 1)));
-    }
-  }
-  return ~crc;
-}
-
-void PutBigEndian32(std::string& bytes, size_t at, uint32_t value) {
-  for (int i = 0; i < 4; ++i) bytes[at + i] = char(value >> (24 - 8 * i));
-}
-
-// A valid PNG whose header claims width x height.
-std::string PngClaiming(uint32_t width, uint32_t height) {
-  std::string png = Png(cv::Mat(4, 4, CV_8UC1, cv::Scalar(9)));
-  PutBigEndian32(png, 16, width);
-  PutBigEndian32(png, 20, height);
-  PutBigEndian32(png, 29, Crc32(absl::string_view(png).substr(12, 17)));
-  return png;
 }
 
 // A JPEG whose frame header claims 60000 x 60000, behind a legal 0xFF fill
@@ -234,9 +210,10 @@ INSTANTIATE_TEST_SUITE_P(
                           "\x01\x01\0\x04\0\0\0\x01\0\x01\x86\xA0"s);
                     },
                     kInvalid, "TIFF"},
-        HostileCase{"PngClaiming100000Squared",
-                    [] { return Encoded(PngClaiming(100000, 100000)); },
-                    kInvalid, "PNG header declares an image larger"},
+        HostileCase{
+            "PngClaiming100000Squared",
+            [] { return Encoded(testing::PngClaiming(100000, 100000)); },
+            kInvalid, "PNG header declares an image larger"},
         HostileCase{
             "SmallPngOfZerosOverThePixelLimit",
             [] { return Encoded(Png(cv::Mat::zeros(1025, 1024, CV_8UC1))); },

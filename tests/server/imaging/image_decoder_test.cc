@@ -7,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/imaging/opencv_limits.h"
+#include "tests/hostile_images.h"
 
 namespace unet {
 namespace {
@@ -57,18 +58,6 @@ Image EncodedBytes(std::string bytes) {
   Image image;
   image.set_encoded(std::move(bytes));
   return image;
-}
-
-// The CRC-32 of PNG chunks (ISO 3309), so that a patched header stays valid.
-uint32_t Crc32(absl::string_view bytes) {
-  uint32_t crc = 0xFFFFFFFF;
-  for (unsigned char byte : bytes) {
-    crc ^= byte;
-    for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc >> 1) ^ (0xEDB88320 & (0u - (crc & 1)));
-    }
-  }
-  return ~crc;
 }
 
 std::string PngBytes(const cv::Mat& pixels) {
@@ -194,13 +183,7 @@ TEST(ImageDecoderTest, OpenCvsOwnLimitsAreInForce) {
 // message is the one for OpenCV's refusal; no header parser of ours is left.
 TEST(ImageDecoderTest, OpenCvRefusesBombsFromTheHeader) {
   // A PNG whose IHDR claims 100000 x 100000.
-  std::string png = PngBytes(Gradient(4, 4, CV_8UC1));
-  for (int at : {16, 20}) {  // width, height: 0x000186A0 big-endian
-    png[at] = 0, png[at + 1] = 1, png[at + 2] = char(0x86),
-    png[at + 3] = char(0xA0);
-  }
-  const uint32_t crc = Crc32(absl::string_view(png).substr(12, 17));
-  for (int i = 0; i < 4; ++i) png[29 + i] = char(crc >> (24 - 8 * i));
+  const std::string png = testing::PngClaiming(100000, 100000);
   auto refused = DecodeImage(EncodedBytes(png), kLimits);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(),
