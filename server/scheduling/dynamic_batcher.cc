@@ -20,10 +20,10 @@ bool Compatible(const SegmentJob& a, const SegmentJob& b) {
 void CompleteDead(std::vector<std::unique_ptr<SegmentJob>>& dead,
                   absl::Time now) {
   for (auto& job : dead) {
-    // gRPC also marks a call whose deadline passed as cancelled: the
-    // deadline is the better answer.
+    // gRPC also marks a call whose deadline passed as cancelled, a moment
+    // before this clock may say so: the deadline is the better answer.
     job->done(
-        job->deadline <= now
+        job->deadline <= now + kReapInterval
             ? absl::DeadlineExceededError(absl::StrCat(
                   "deadline passed after ",
                   absl::FormatDuration(now - job->admitted), " in the queue"))
