@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 
@@ -33,14 +34,19 @@ bool OpenCvLimitsInForce(const DecodeLimits& limits) {
 
 absl::Status EnforceOpenCvLimits(const DecodeLimits& limits, char** argv) {
   if (OpenCvLimitsInForce(limits)) return absl::OkStatus();
-  if (std::getenv(kRestartedVariable) != nullptr) {
+  // The guard names the limits, so that one inherited from a process with
+  // other limits does not stop this one from restarting.
+  const std::string guard =
+      absl::StrCat(limits.max_pixels, ",", limits.max_side);
+  const char* restarted = std::getenv(kRestartedVariable);
+  if (restarted != nullptr && guard == restarted) {
     return absl::InternalError(
         "OPENCV_IO_MAX_IMAGE_* are not in the environment after a restart");
   }
   for (const auto& [name, value] : OpenCvLimitVariables(limits)) {
     setenv(name.c_str(), value.c_str(), /*overwrite=*/1);
   }
-  setenv(kRestartedVariable, "1", 1);
+  setenv(kRestartedVariable, guard.c_str(), 1);
   execv("/proc/self/exe", argv);
   return absl::InternalError(
       absl::StrCat("cannot restart with OpenCV's limits: ", strerror(errno)));
