@@ -119,6 +119,9 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
   sources.queue_depth = [s = server.get()] {
     return s->executor_.queue_depth();
   };
+  sources.queue_bytes = [s = server.get()] {
+    return s->executor_.queue_bytes();
+  };
   sources.device_memory = DeviceMemoryInUse;
   ASSIGN_OR_RETURN(server->http_,
                    HttpEndpoints::Start(options.metrics_address,

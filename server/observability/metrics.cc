@@ -136,6 +136,12 @@ ServerMetrics::ServerMetrics()
                         .Help("Segment requests waiting for the engine")
                         .Register(*registry_)
                         .Add({})),
+      queue_bytes_(&prometheus::BuildGauge()
+                        .Name("segmentation_queue_bytes")
+                        .Help("Bytes of network input waiting for the engine "
+                              "(bounded by --max_queue_bytes)")
+                        .Register(*registry_)
+                        .Add({})),
       in_flight_(&prometheus::BuildGauge()
                       .Name("segmentation_requests_in_flight")
                       .Help("RPCs received and not yet answered")
@@ -215,6 +221,9 @@ void ServerMetrics::RecordModelLoadFailed(const std::string& model) {
 
 std::string ServerMetrics::Scrape(const ScrapeSources& sources) {
   if (sources.queue_depth) queue_depth_->Set(sources.queue_depth());
+  if (sources.queue_bytes) {
+    queue_bytes_->Set(static_cast<double>(sources.queue_bytes()));
+  }
   resident_memory_->Set(ResidentBytes());
   open_fds_->Set(OpenFds());
   if (sources.device_memory) {

@@ -10,7 +10,8 @@
 //   segmentation_request_duration_seconds{method,model}      histogram
 //   segmentation_{queue,preprocess,inference,postprocess}_duration_seconds{model}
 //   segmentation_batch_size{model}                           histogram
-//   segmentation_queue_depth, segmentation_requests_in_flight gauges
+//   segmentation_queue_depth, segmentation_queue_bytes,
+//   segmentation_requests_in_flight gauges
 //   segmentation_model_version_info{model,version,format,device} gauge (1)
 //   segmentation_model_load_duration_seconds{model}           histogram
 //   segmentation_model_load_failures_total{model}             counter
@@ -69,6 +70,7 @@ class ModelMetrics {
 // Values read when Prometheus scrapes rather than on the request path.
 struct ScrapeSources {
   std::function<size_t()> queue_depth;
+  std::function<int64_t()> queue_bytes;  // network input waiting
   // (device, bytes in use) per GPU; unset or empty on CPU.
   std::function<std::vector<std::pair<std::string, double>>()> device_memory;
 };
@@ -113,6 +115,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>& load_failures_;
   prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Gauge* queue_depth_;
+  prometheus::Gauge* queue_bytes_;
   prometheus::Gauge* in_flight_;
   prometheus::Gauge* resident_memory_;
   prometheus::Gauge* open_fds_;

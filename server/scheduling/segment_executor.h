@@ -40,6 +40,7 @@ class SegmentExecutor {
   void Stop();
 
   size_t queue_depth() { return batcher_.queue_depth(); }
+  int64_t queue_bytes() { return batcher_.queue_bytes(); }
 
  private:
   void WorkerLoop(int slot);

@@ -173,6 +173,7 @@ TEST_F(ObservabilityTest, CountersAndHistogramsMoveWithTraffic) {
             1);
   EXPECT_EQ(SeriesValue(after, "segmentation_requests_in_flight"), 0);
   EXPECT_EQ(SeriesValue(after, "segmentation_queue_depth"), 0);
+  EXPECT_EQ(SeriesValue(after, "segmentation_queue_bytes"), 0);
   EXPECT_GT(SeriesValue(after, "process_resident_memory_bytes"), 1e6);
   EXPECT_GT(SeriesValue(after, "process_open_fds"), 3);
   EXPECT_EQ(
@@ -306,6 +307,13 @@ TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
     in_flight = SeriesValue(body, "segmentation_requests_in_flight");
   }
   ASSERT_EQ(in_flight, kCalls);
+  // They wait in a queue measured in bytes of network input too.
+  double queue_bytes = 0;
+  while (queue_bytes == 0 && std::chrono::steady_clock::now() < give_up) {
+    testing::HttpGet(process->metrics_port(), "/metrics", &body);
+    queue_bytes = SeriesValue(body, "segmentation_queue_bytes");
+  }
+  EXPECT_GT(queue_bytes, 0);
   kill(process->pid(), SIGTERM);
   // While it drains, load balancers are told to look elsewhere.
   int readiness = 0;
