@@ -112,7 +112,7 @@ ABSL_FLAG(int, keep_versions, 2,
           "soak: newest versions kept in the model root; older ones are "
           "removed");
 ABSL_FLAG(double, progress_every_s, 60, "soak: progress line period");
-ABSL_FLAG(double, rss_window_s, 60,
+ABSL_FLAG(double, rss_window_s, 300,
           "soak: start RSS is the median over [W, 2W) seconds, end RSS the "
           "median over the last W (W shrinks to a third of short runs)");
 ABSL_FLAG(uint32_t, seed, 1, "soak: random seed");

@@ -1,5 +1,7 @@
 // segmentation_server: serves U-Net segmentation over gRPC.
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -80,6 +82,11 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves U-Net segmentation over gRPC.\n"
       "usage: segmentation_server [--port=50051] [--model_root=DIR] ...");
+  // Image-sized buffers (decoded images, network inputs, logits) come and go
+  // with every request. With a fixed mmap threshold each is given back to
+  // the system when freed; glibc's sliding default keeps them in its heap
+  // after the first free, and RSS then wanders with the mix of requests.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   absl::ParseCommandLine(argc, argv);
   unet::ServerOptions options;
   options.service.decode.max_pixels = absl::GetFlag(FLAGS_max_pixels);
