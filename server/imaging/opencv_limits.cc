@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 
@@ -47,7 +49,12 @@ absl::Status EnforceOpenCvLimits(const DecodeLimits& limits, char** argv) {
     setenv(name.c_str(), value.c_str(), /*overwrite=*/1);
   }
   setenv(kRestartedVariable, guard.c_str(), 1);
-  execv("/proc/self/exe", argv);
+  // The resolved path, not /proc/self/exe itself, so that ps and top still
+  // show the program's name rather than "exe".
+  std::error_code error;
+  const std::filesystem::path self =
+      std::filesystem::read_symlink("/proc/self/exe", error);
+  execv(error ? "/proc/self/exe" : self.c_str(), argv);
   return absl::InternalError(
       absl::StrCat("cannot restart with OpenCV's limits: ", strerror(errno)));
 }

@@ -28,9 +28,10 @@ std::vector<std::pair<std::string, std::string>> OpenCvLimitVariables(
 bool OpenCvLimitsInForce(const DecodeLimits& limits);
 
 // Returns when OpenCV's limits are in force. Otherwise sets them and
-// re-executes this program (/proc/self/exe) with `argv`, which does not
-// return; returns INTERNAL if that fails, or if the limits are still not in
-// force after a restart (something strips the environment).
+// re-executes this program (the file /proc/self/exe names) with `argv`,
+// which does not return; returns INTERNAL if that fails, or if the limits
+// are still not in force after a restart (something strips the
+// environment).
 absl::Status EnforceOpenCvLimits(const DecodeLimits& limits, char** argv);
 
 }  // namespace unet
