@@ -14,6 +14,9 @@ namespace {
 
 // The mask holds one uint8 class index per pixel.
 constexpr int kMaxClasses = 256;
+// Deeper than any U-Net in use (the seed has 5); bounds the search for
+// valid input sizes.
+constexpr int kMaxLevels = 8;
 
 absl::Status CheckPerChannel(const google::protobuf::RepeatedField<float>& v,
                              int channels, const char* name) {
@@ -45,6 +48,11 @@ absl::Status ValidateModelConfig(const ModelConfig& config) {
   }
   if (arch.channels().empty()) {
     return absl::InvalidArgumentError("architecture.channels is empty");
+  }
+  if (arch.channels_size() > kMaxLevels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("architecture.channels has ", arch.channels_size(),
+                     " levels; at most ", kMaxLevels));
   }
   for (uint32_t c : arch.channels()) {
     if (c < 1) return absl::InvalidArgumentError("a channel count is 0");
@@ -86,8 +94,12 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json) {
     return absl::InvalidArgumentError(
         absl::StrCat("model.json does not parse: ", parsed.ToString()));
   }
+  // Levels are checked first: the valid sizes of a deeper network take
+  // exponentially long to find (fuzzing found a 23-level file that took
+  // eight minutes), and 1 << levels overflows past 31.
   if (!config.has_valid_input_sizes() &&
-      !config.architecture().channels().empty()) {
+      !config.architecture().channels().empty() &&
+      config.architecture().channels_size() <= kMaxLevels) {
     const ValidSides sides =
         ValidInputSides(config.architecture().channels_size());
     config.mutable_valid_input_sizes()->set_minimum(sides.minimum);
