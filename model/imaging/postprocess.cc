@@ -31,18 +31,33 @@ auto WithoutExceptions(absl::string_view doing, Fn fn) -> decltype(fn()) {
   }
 }
 
-absl::StatusOr<Segmentation> Extract(const float* logits, int classes,
-                                     int out_height, int out_width,
-                                     const PreparedImage& image,
-                                     bool with_probabilities) {
+// Where the image lies in the network's output: its top-left corner.
+struct Window {
+  int top = 0, left = 0;
+};
+
+absl::StatusOr<Window> ImageWindow(int out_height, int out_width,
+                                   const PreparedImage& image) {
   const int top = WindowOffset(image.pad_top, image.padded_height, out_height);
   const int left = WindowOffset(image.pad_left, image.padded_width, out_width);
-  if (classes < 1 || top < 0 || left < 0 || top + image.height > out_height ||
+  if (top < 0 || left < 0 || top + image.height > out_height ||
       left + image.width > out_width) {
     return absl::InternalError(absl::StrCat("network output ", out_height, "x",
                                             out_width,
                                             " does not cover the image"));
   }
+  return Window{top, left};
+}
+
+absl::StatusOr<Segmentation> Extract(const float* logits, int classes,
+                                     int out_height, int out_width,
+                                     const PreparedImage& image,
+                                     bool with_probabilities) {
+  if (classes < 1) return absl::InternalError("network output has no class");
+  const absl::StatusOr<Window> window =
+      ImageWindow(out_height, out_width, image);
+  if (!window.ok()) return window.status();
+  const int top = window->top, left = window->left;
   Segmentation result;
   result.mask.create(image.height, image.width, CV_8U);
   const size_t out_plane = static_cast<size_t>(out_height) * out_width;
@@ -72,6 +87,16 @@ absl::StatusOr<Segmentation> Extract(const float* logits, int classes,
   return result;
 }
 
+absl::StatusOr<cv::Mat> CropLabels(const uint8_t* labels, int out_height,
+                                   int out_width, const PreparedImage& image) {
+  const absl::StatusOr<Window> window =
+      ImageWindow(out_height, out_width, image);
+  if (!window.ok()) return window.status();
+  const cv::Mat all(out_height, out_width, CV_8U, const_cast<uint8_t*>(labels));
+  return all(cv::Rect(window->left, window->top, image.width, image.height))
+      .clone();
+}
+
 absl::StatusOr<std::string> Encode(const cv::Mat& mask,
                                    segmentation::v1::MaskEncoding encoding) {
   if (encoding == segmentation::v1::RAW) {
@@ -98,6 +123,13 @@ absl::StatusOr<Segmentation> ExtractSegmentation(const float* logits,
   return WithoutExceptions("extract the mask", [&] {
     return Extract(logits, classes, out_height, out_width, image,
                    with_probabilities);
+  });
+}
+
+absl::StatusOr<cv::Mat> ExtractMask(const uint8_t* labels, int out_height,
+                                    int out_width, const PreparedImage& image) {
+  return WithoutExceptions("extract the mask", [&] {
+    return CropLabels(labels, out_height, out_width, image);
   });
 }
 

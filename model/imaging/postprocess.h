@@ -29,6 +29,11 @@ absl::StatusOr<Segmentation> ExtractSegmentation(const float* logits,
                                                  const PreparedImage& image,
                                                  bool with_probabilities);
 
+// Cuts the image's window out of one image's class labels (out_height x
+// out_width, as InferenceEngine::ForwardLabels returned them for `image`).
+absl::StatusOr<cv::Mat> ExtractMask(const uint8_t* labels, int out_height,
+                                    int out_width, const PreparedImage& image);
+
 // Encodes an 8-bit mask as `encoding` asks (PNG, or raw row-major bytes).
 absl::StatusOr<std::string> EncodeMask(const cv::Mat& mask,
                                        segmentation::v1::MaskEncoding encoding);

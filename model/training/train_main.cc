@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, optimizer, "adam", "adam or sgd (momentum 0.99)");
 ABSL_FLAG(double, learning_rate, 1e-3, "learning rate");
 ABSL_FLAG(double, dropout, 0.5, "dropout at the end of the contracting path");
 ABSL_FLAG(int, seed, 0, "seed of weights, augmentation and tile choice");
+ABSL_FLAG(double, time_limit_s, 0,
+          "stop after the step that passes this many seconds of training, "
+          "writing a version there (0: none)");
 ABSL_FLAG(bool, resume, false,
           "continue from the newest version (weights, optimizer state, step) "
           "up to --steps");
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
   options.dropout = absl::GetFlag(FLAGS_dropout);
   options.seed = absl::GetFlag(FLAGS_seed);
   options.resume = absl::GetFlag(FLAGS_resume);
+  options.time_limit = absl::Seconds(absl::GetFlag(FLAGS_time_limit_s));
   options.progress_bar = ::isatty(STDOUT_FILENO);
   if (options.data.empty() || options.model_root.empty() || options.steps < 1 ||
       options.checkpoint_every < 1 || options.width < 1) {

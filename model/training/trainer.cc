@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/cpu_threads.h"
+#include "common/ordered_prefetcher.h"
 #include "common/status_macros.h"
 #include "model/model_repository.h"
 #include "model/model_writer.h"
@@ -175,11 +176,15 @@ absl::StatusOr<std::unique_ptr<torch::optim::Optimizer>> MakeOptimizer(
 }
 
 // Each step's randomness comes from (seed, step) alone, so that a resumed run
-// takes the same steps as an uninterrupted one.
+// takes the same steps as an uninterrupted one: the augmentation and tile
+// from StepRandom, dropout from SeedDropout.
 std::mt19937 StepRandom(int seed, int step) {
-  torch::manual_seed((static_cast<uint64_t>(seed) << 32) | step);  // dropout
   std::seed_seq sequence{seed, step};
   return std::mt19937(sequence);
+}
+
+void SeedDropout(int seed, int step) {
+  torch::manual_seed((static_cast<uint64_t>(seed) << 32) | step);
 }
 
 }  // namespace
@@ -247,14 +252,22 @@ absl::Status Train(const TrainerOptions& options) {
     progress.Message(absl::StrCat("resuming ", start.checkpoint.string(),
                                   " at step ", start.step));
   }
+  // The tiles are augmented on the CPU by a few threads ahead of the steps,
+  // which on a GPU would otherwise wait for them.
   const AugmentOptions augment;
-  std::uniform_int_distribution<size_t> pick(0, samples.size() - 1);
+  OrderedPrefetcher<Tile> tiles(
+      start.step + 1, UsableCpus(), 2 * UsableCpus(), [&](int step) {
+        std::mt19937 random = StepRandom(options.seed, step);
+        std::uniform_int_distribution<size_t> pick(0, samples.size() - 1);
+        const Sample augmented =
+            Augment(samples[pick(random)], augment, random);
+        return RandomTile(augmented, tile_side, mean, stddev, random);
+      });
   const absl::Time began = absl::Now();
   double running_loss = 0;
   for (int step = start.step + 1; step <= options.steps; ++step) {
-    std::mt19937 random = StepRandom(options.seed, step);
-    const Sample augmented = Augment(samples[pick(random)], augment, random);
-    const Tile tile = RandomTile(augmented, tile_side, mean, stddev, random);
+    const Tile tile = tiles.Take();
+    SeedDropout(options.seed, step);
     optimizer->zero_grad();
     const torch::Tensor loss =
         WeightedCrossEntropy(net(tile.input.to(device)), tile.target.to(device),
@@ -270,7 +283,10 @@ absl::Status Train(const TrainerOptions& options) {
     running_loss = done == 1 ? value : 0.95 * running_loss + 0.05 * value;
     progress.Update({step, options.steps, running_loss,
                      done / absl::ToDoubleSeconds(absl::Now() - began)});
-    if (step % options.checkpoint_every != 0 && step != options.steps) {
+    const bool out_of_time = options.time_limit > absl::ZeroDuration() &&
+                             absl::Now() - began >= options.time_limit;
+    if (step % options.checkpoint_every != 0 && step != options.steps &&
+        !out_of_time) {
       log << step << "," << value << ",,,\n";
       continue;
     }
@@ -296,6 +312,7 @@ absl::Status Train(const TrainerOptions& options) {
         "step %d: pixel error %.4f, Rand error %.4f, misclassified %.4f -> %s",
         step, metrics.at("pixel_error"), metrics.at("rand_error"),
         metrics.at("misclassified_fraction"), written.string()));
+    if (out_of_time) break;
   }
   return absl::OkStatus();
 }

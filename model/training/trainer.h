@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace unet {
 
@@ -31,6 +32,9 @@ struct TrainerOptions {
   // randomness from (seed, step), so a resumed run repeats the steps that an
   // uninterrupted one would have taken.
   bool resume = false;
+  // Stop after the step that passes this much training time, writing a
+  // version there (zero: no limit).
+  absl::Duration time_limit = absl::ZeroDuration();
   bool progress_bar = false;  // redraw a bar in place (on a terminal)
 };
 

@@ -22,6 +22,12 @@ struct FloatTensor {
   std::vector<float> values;
 };
 
+// Per-pixel class indices, row-major (N, H, W).
+struct LabelTensor {
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> values;
+};
+
 // One loaded model version on one device. Forward may be called from one
 // thread at a time.
 class InferenceEngine {
@@ -31,6 +37,12 @@ class InferenceEngine {
   // Runs the network on a batch (N, C, H, W) of one valid input size and
   // returns its logits (N, classes, h, w).
   virtual absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) = 0;
+
+  // Runs the network and returns the most probable class of each output
+  // pixel (N, h, w). This default takes the arg max of Forward's logits on
+  // the host; a GPU engine takes it on the device and copies back one byte
+  // a pixel instead of a float per class.
+  virtual absl::StatusOr<LabelTensor> ForwardLabels(const FloatTensor& batch);
 
   // Returns the device the engine runs on, e.g. "cpu" or "cuda:0".
   virtual std::string device() const = 0;

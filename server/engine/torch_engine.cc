@@ -6,12 +6,14 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 
-// CUDA builds of LibTorch bring the CUDA runtime's headers; CPU builds do not.
-#if __has_include(<cuda_runtime_api.h>)
+// CMake defines UNET_WITH_CUDA against a CUDA build of LibTorch.
+#ifdef UNET_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
-#define UNET_HAVE_CUDA_RUNTIME 1
 #endif
 
 #include "absl/strings/match.h"
@@ -19,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "model/model_repository.h"
 #include "model/unet.h"
@@ -62,9 +65,108 @@ class TorchEngine final : public InferenceEngine {
       : device_(device),
         dtype_(dtype),
         channels_last_(channels_last),
-        forward_(std::move(forward)) {}
+        forward_(std::move(forward)) {
+#ifdef UNET_WITH_CUDA
+    // A stream of its own, so that two instances on one GPU overlap one's
+    // copies and host work with the other's kernels.
+    if (device_.is_cuda()) {
+      stream_.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false,
+                                                   device_.index()));
+    }
+#endif
+  }
 
   absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) override {
+    return Run<FloatTensor>(batch, [](const torch::Tensor& logits) {
+      const torch::Tensor host =
+          logits.to(torch::kCPU, torch::kFloat32).contiguous();
+      FloatTensor result{host.sizes().vec(), {}};
+      result.values.assign(host.data_ptr<float>(),
+                           host.data_ptr<float>() + host.numel());
+      return absl::StatusOr<FloatTensor>(std::move(result));
+    });
+  }
+
+  absl::StatusOr<LabelTensor> ForwardLabels(const FloatTensor& batch) override {
+    return Run<LabelTensor>(
+        batch, [](const torch::Tensor& logits) -> absl::StatusOr<LabelTensor> {
+          if (logits.dim() != 4 || logits.size(1) < 1 || logits.size(1) > 256) {
+            return absl::InternalError(
+                "model returned logits of an unusable shape");
+          }
+          // The arg max on the device: one byte a pixel crosses the bus.
+          const torch::Tensor host =
+              logits.argmax(1).to(torch::kUInt8).to(torch::kCPU).contiguous();
+          LabelTensor result{host.sizes().vec(), {}};
+          result.values.assign(host.data_ptr<uint8_t>(),
+                               host.data_ptr<uint8_t>() + host.numel());
+          return result;
+        });
+  }
+
+  std::string device() const override { return device_.str(); }
+
+  // Times the module alone on a batch of `shape` already on the device, as
+  // a plain LibTorch program would run it; returns images per second.
+  absl::StatusOr<double> MeasureRaw(const std::vector<int64_t>& shape,
+                                    double seconds) {
+    try {
+      c10::InferenceMode inference_mode;
+      StreamGuard guard = Guard();
+      torch::Tensor input = torch::rand(
+          shape, torch::TensorOptions().device(device_).dtype(dtype_));
+      if (channels_last_) {
+        input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+      }
+      for (int i = 0; i < 3; ++i) forward_(input);
+      Synchronize();
+      const absl::Time start = absl::Now();
+      int passes = 0;
+      while (passes < 3 ||
+             absl::ToDoubleSeconds(absl::Now() - start) < seconds) {
+        forward_(input);
+        Synchronize();
+        ++passes;
+      }
+      return passes * shape[0] / absl::ToDoubleSeconds(absl::Now() - start);
+    } catch (const std::exception& e) {
+      return FromTorchException(e, "raw forward failed",
+                                absl::StatusCode::kInternal);
+    }
+  }
+
+  ~TorchEngine() override {
+    forward_ = nullptr;  // frees the module's weights
+#ifdef UNET_WITH_CUDA
+    // Hand the freed blocks back to the driver, so that a reload does not
+    // leave the card's memory with LibTorch's cache.
+    if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  }
+
+ private:
+#ifdef UNET_WITH_CUDA
+  using StreamGuard = std::optional<c10::cuda::CUDAStreamGuard>;
+  // Makes this engine's device and stream current for the calling thread.
+  StreamGuard Guard() {
+    StreamGuard guard;
+    if (stream_) guard.emplace(*stream_);
+    return guard;
+  }
+  void Synchronize() {
+    if (stream_) stream_->synchronize();
+  }
+  std::optional<c10::cuda::CUDAStream> stream_;
+#else
+  using StreamGuard = bool;
+  StreamGuard Guard() { return false; }
+  void Synchronize() {}
+#endif
+
+  // Runs the network on `batch` and hands its logits, still on the device,
+  // to `result`; every exception becomes a status.
+  template <typename Result, typename ResultFn>
+  absl::StatusOr<Result> Run(const FloatTensor& batch, ResultFn result) {
     int64_t elements = 1;
     for (int64_t d : batch.shape) elements *= d;
     if (batch.shape.size() != 4 ||
@@ -79,12 +181,14 @@ class TorchEngine final : public InferenceEngine {
           (at::init_num_threads(), true);
       (void)threads_set;
       c10::InferenceMode inference_mode;
+      StreamGuard guard = Guard();
       // from_blob does not copy; the batch outlives the call.
       torch::Tensor input =
           torch::from_blob(const_cast<float*>(batch.values.data()), batch.shape,
                            torch::kFloat32);
       if (device_.is_cuda()) {
-        // Stage in pinned memory so that the copy to the GPU is a DMA.
+        // Stage in pinned memory (LibTorch's caching host allocator reuses
+        // the blocks), so that the copy to the GPU is a DMA.
         input = input.pin_memory().to(device_, dtype_, /*non_blocking=*/true);
       } else {
         input = input.to(dtype_);
@@ -92,15 +196,9 @@ class TorchEngine final : public InferenceEngine {
       if (channels_last_) {
         input = input.contiguous(torch::MemoryFormat::ChannelsLast);
       }
-      const torch::Tensor logits =
-          forward_(input).to(torch::kCPU, torch::kFloat32).contiguous();
-      FloatTensor result;
-      result.shape = logits.sizes().vec();
-      result.values.assign(logits.data_ptr<float>(),
-                           logits.data_ptr<float>() + logits.numel());
-      return result;
+      return result(forward_(input));
     } catch (const std::exception& e) {
-#ifdef UNET_HAVE_CUDA_RUNTIME
+#ifdef UNET_WITH_CUDA
       // Give the failed pass's blocks back before a smaller batch is tried.
       if (device_.is_cuda() && IsOutOfMemory(e)) {
         c10::cuda::CUDACachingAllocator::emptyCache();
@@ -111,18 +209,6 @@ class TorchEngine final : public InferenceEngine {
     }
   }
 
-  std::string device() const override { return device_.str(); }
-
-  ~TorchEngine() override {
-    forward_ = nullptr;  // frees the module's weights
-#ifdef UNET_HAVE_CUDA_RUNTIME
-    // Hand the freed blocks back to the driver, so that a reload does not
-    // leave the card's memory with LibTorch's cache.
-    if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
-#endif
-  }
-
- private:
   const torch::Device device_;
   const torch::ScalarType dtype_;
   const bool channels_last_;
@@ -211,7 +297,7 @@ absl::Status WarmUpBatchSizes(InferenceEngine& engine,
   for (int batch = 1; batch <= options.max_batch_size; ++batch) {
     FloatTensor input{{batch, arch.input_channels(), side, side}, {}};
     input.values.assign(batch * arch.input_channels() * side * side, 0.5f);
-    RETURN_IF_ERROR(engine.Forward(input).status());
+    RETURN_IF_ERROR(engine.ForwardLabels(input).status());
   }
   return absl::OkStatus();
 }
@@ -265,7 +351,7 @@ void SetCpuThreads(int threads) {
 
 std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
   std::vector<std::pair<std::string, double>> in_use;
-#ifdef UNET_HAVE_CUDA_RUNTIME
+#ifdef UNET_WITH_CUDA
   if (!torch::cuda::is_available()) return in_use;
   for (int device = 0; device < static_cast<int>(torch::cuda::device_count());
        ++device) {
@@ -279,6 +365,31 @@ std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
   }
 #endif
   return in_use;
+}
+
+int64_t CachingAllocatorReservedBytes(const std::string& device) {
+#ifdef UNET_WITH_CUDA
+  const torch::Device cuda(device);
+  if (!cuda.is_cuda()) return 0;
+  // Index 0 is the aggregate over small and large pools.
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(
+             cuda.has_index() ? cuda.index() : 0)
+      .reserved_bytes[0]
+      .current;
+#else
+  (void)device;
+  return 0;
+#endif
+}
+
+absl::StatusOr<double> MeasureRawForward(InferenceEngine& engine,
+                                         const std::vector<int64_t>& shape,
+                                         double seconds) {
+  auto* torch_engine = dynamic_cast<TorchEngine*>(&engine);
+  if (torch_engine == nullptr) {
+    return absl::InvalidArgumentError("not a LibTorch engine");
+  }
+  return torch_engine->MeasureRaw(shape, seconds);
 }
 
 absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
@@ -315,11 +426,11 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
   if (!ready.ok()) {
     // Out of memory in warm-up (the old version still holds the card) can
     // pass; a model that computes the wrong thing cannot.
-    return absl::Status(absl::IsResourceExhausted(ready)
-                            ? absl::StatusCode::kResourceExhausted
-                            : absl::StatusCode::kFailedPrecondition,
-                        absl::StrCat(version_dir.string(), ": ",
-                                     ready.message()));
+    return absl::Status(
+        absl::IsResourceExhausted(ready)
+            ? absl::StatusCode::kResourceExhausted
+            : absl::StatusCode::kFailedPrecondition,
+        absl::StrCat(version_dir.string(), ": ", ready.message()));
   }
   return engine;
 }

@@ -50,6 +50,17 @@ void SetCpuThreads(int threads);
 // reports it (all allocations on the card); empty without CUDA.
 std::vector<std::pair<std::string, double>> DeviceMemoryInUse();
 
+// Returns the bytes LibTorch's CUDA caching allocator holds on `device`
+// (reserved from the driver, in use or cached); 0 on the CPU.
+int64_t CachingAllocatorReservedBytes(const std::string& device);
+
+// Times the engine's module alone, on a random batch of `shape` already on
+// its device, for at least `seconds`: the speed of a plain LibTorch program,
+// which the benchmark holds the server against. Returns images per second.
+absl::StatusOr<double> MeasureRawForward(InferenceEngine& engine,
+                                         const std::vector<int64_t>& shape,
+                                         double seconds);
+
 }  // namespace unet
 
 #endif  // SERVER_ENGINE_TORCH_ENGINE_H_

@@ -1,5 +1,6 @@
 #include "server/scheduling/segment_executor.h"
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <iterator>
@@ -16,13 +17,40 @@ int64_t MicrosSince(absl::Time start) {
   return absl::ToInt64Microseconds(absl::Now() - start);
 }
 
-// Completes one job from its slice of the batch's logits.
-absl::Status FinishJob(SegmentJob& job, const float* logits, int classes,
-                       int out_height, int out_width) {
+// What one forward pass over a batch gave: the logits when a job asked for
+// probabilities, else only the class labels (a byte a pixel, from the
+// device).
+struct BatchOutput {
+  FloatTensor logits;
+  LabelTensor labels;
+  bool has_logits = false;
+
+  // Returns image i's segmentation, cut to the job's image.
+  absl::StatusOr<Segmentation> Extract(size_t i, const SegmentJob& job) const {
+    if (has_logits) {
+      const auto& dims = logits.shape;
+      const size_t per_image = dims[1] * dims[2] * dims[3];
+      return ExtractSegmentation(
+          logits.values.data() + i * per_image, static_cast<int>(dims[1]),
+          static_cast<int>(dims[2]), static_cast<int>(dims[3]), job.image,
+          job.include_probabilities);
+    }
+    const auto& dims = labels.shape;
+    const size_t per_image = dims[1] * dims[2];
+    absl::StatusOr<cv::Mat> mask = ExtractMask(
+        labels.values.data() + i * per_image, static_cast<int>(dims[1]),
+        static_cast<int>(dims[2]), job.image);
+    if (!mask.ok()) return mask.status();
+    return Segmentation{*std::move(mask), {}};
+  }
+
+  int classes() const { return has_logits ? logits.shape[1] : 0; }
+};
+
+// Completes one job from image i of the batch's output.
+absl::Status FinishJob(SegmentJob& job, const BatchOutput& output, size_t i) {
   const absl::Time start = absl::Now();
-  const auto segmentation =
-      ExtractSegmentation(logits, classes, out_height, out_width, job.image,
-                          job.include_probabilities);
+  const auto segmentation = output.Extract(i, job);
   if (!segmentation.ok()) return segmentation.status();
   const auto encoded = EncodeMask(segmentation->mask, job.mask_encoding);
   if (!encoded.ok()) return encoded.status();
@@ -39,7 +67,7 @@ absl::Status FinishJob(SegmentJob& job, const float* logits, int classes,
     auto* probabilities = response.mutable_probabilities();
     probabilities->set_width(job.image.width);
     probabilities->set_height(job.image.height);
-    probabilities->set_num_classes(classes);
+    probabilities->set_num_classes(output.classes());
     probabilities->set_data(
         reinterpret_cast<const char*>(segmentation->probabilities.data()),
         segmentation->probabilities.size() * sizeof(float));
@@ -64,8 +92,8 @@ auto Contained(absl::string_view doing, Fn fn) -> decltype(fn()) {
 }
 
 // Runs one forward pass over `jobs` (one model version, one input shape) on
-// the version's engine for `slot`; returns the logits, or the pass's error.
-absl::StatusOr<FloatTensor> Forward(
+// the version's engine for `slot`; returns its output, or the pass's error.
+absl::StatusOr<BatchOutput> Forward(
     const std::vector<std::unique_ptr<SegmentJob>>& jobs, int slot) {
   const SegmentJob& first = *jobs.front();
   const PreparedImage& shape = first.image;
@@ -79,15 +107,30 @@ absl::StatusOr<FloatTensor> Forward(
                 image_size * sizeof(float));
   }
   const auto& engines = first.model->engines;
-  absl::StatusOr<FloatTensor> logits =
-      engines[slot % engines.size()]->Forward(input);
-  // A TorchScript module may return anything; only NCHW logits, one per job,
-  // are usable.
-  if (logits.ok() && (logits->shape.size() != 4 ||
-                      logits->shape[0] != static_cast<int64_t>(jobs.size()))) {
-    return absl::InternalError("model returned logits of an unusable shape");
+  InferenceEngine& engine = *engines[slot % engines.size()];
+  const int64_t images = static_cast<int64_t>(jobs.size());
+  BatchOutput output;
+  output.has_logits =
+      std::any_of(jobs.begin(), jobs.end(),
+                  [](const auto& job) { return job->include_probabilities; });
+  // A TorchScript module may return anything; only one output per job, of
+  // the expected rank, is usable.
+  if (output.has_logits) {
+    absl::StatusOr<FloatTensor> logits = engine.Forward(input);
+    if (!logits.ok()) return logits.status();
+    if (logits->shape.size() != 4 || logits->shape[0] != images) {
+      return absl::InternalError("model returned logits of an unusable shape");
+    }
+    output.logits = *std::move(logits);
+  } else {
+    absl::StatusOr<LabelTensor> labels = engine.ForwardLabels(input);
+    if (!labels.ok()) return labels.status();
+    if (labels->shape.size() != 3 || labels->shape[0] != images) {
+      return absl::InternalError("model returned labels of an unusable shape");
+    }
+    output.labels = *std::move(labels);
   }
-  return logits;
+  return output;
 }
 
 // Runs `jobs` and completes each. A batch that runs out of memory is split in
@@ -99,9 +142,9 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
     job->response->mutable_timing()->set_queue_us(
         absl::ToInt64Microseconds(start - job->admitted));
   }
-  absl::StatusOr<FloatTensor> logits =
+  absl::StatusOr<BatchOutput> output =
       Contained("run the batch", [&] { return Forward(jobs, slot); });
-  if (absl::IsResourceExhausted(logits.status()) && jobs.size() > 1) {
+  if (absl::IsResourceExhausted(output.status()) && jobs.size() > 1) {
     std::vector<std::unique_ptr<SegmentJob>> second_half(
         std::make_move_iterator(jobs.begin() + jobs.size() / 2),
         std::make_move_iterator(jobs.end()));
@@ -113,20 +156,15 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
   const int64_t inference_us = MicrosSince(start);
   for (size_t i = 0; i < jobs.size(); ++i) {
     SegmentJob& job = *jobs[i];
-    if (!logits.ok()) {
-      job.done(logits.status());
+    if (!output.ok()) {
+      job.done(output.status());
       continue;
     }
-    const auto& dims = logits->shape;
-    const size_t per_image = dims[1] * dims[2] * dims[3];
     auto* timing = job.response->mutable_timing();
     timing->set_inference_us(inference_us);
     timing->set_batch_size(static_cast<int>(jobs.size()));
-    job.done(Contained("finish the response", [&] {
-      return FinishJob(job, logits->values.data() + i * per_image,
-                       static_cast<int>(dims[1]), static_cast<int>(dims[2]),
-                       static_cast<int>(dims[3]));
-    }));
+    job.done(Contained("finish the response",
+                       [&] { return FinishJob(job, *output, i); }));
   }
 }
 

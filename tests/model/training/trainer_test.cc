@@ -13,10 +13,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A run of a few steps writing into `root`, with its data beside `root`.
+// Each test uses its own directory: ctest runs them in parallel.
 TrainerOptions TinyRun(const fs::path& root) {
   TrainerOptions options;
-  options.data =
-      testing::TinyIsbiDataset(fs::path(::testing::TempDir()) / "tiny_isbi");
+  options.data = testing::TinyIsbiDataset(root.parent_path() / "tiny_isbi");
   options.model_root = root;
   options.steps = 4;
   options.checkpoint_every = 2;
@@ -27,7 +28,7 @@ TrainerOptions TinyRun(const fs::path& root) {
 }
 
 TEST(TrainerTest, AShortRunWritesLoadableVersions) {
-  const fs::path root = fs::path(::testing::TempDir()) / "trained_models";
+  const fs::path root = testing::FreshTestDir() / "models";
   fs::remove_all(root);
   ASSERT_TRUE(Train(TinyRun(root)).ok());
   const auto versions = ScanModelRoot(root);
@@ -82,7 +83,8 @@ TEST(TrainerTest, ResumingTakesTheStepsOfAnUninterruptedRun) {
 }
 
 TEST(TrainerTest, ResumeNeedsAVersionWithOptimizerStateBelowTheSteps) {
-  const fs::path root = testing::FreshTestDir();
+  const fs::path root = testing::FreshTestDir() / "models";
+  fs::create_directories(root);
   TrainerOptions options = TinyRun(root);
   options.resume = true;
   EXPECT_EQ(Train(options).code(), absl::StatusCode::kNotFound);
@@ -95,9 +97,24 @@ TEST(TrainerTest, ResumeNeedsAVersionWithOptimizerStateBelowTheSteps) {
   EXPECT_EQ(Train(options).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(TrainerTest, ATimeLimitEndsTheRunWithAVersionAtThatStep) {
+  const fs::path root = testing::FreshTestDir() / "models";
+  TrainerOptions options = TinyRun(root);
+  options.steps = 1000;
+  options.checkpoint_every = 1000;
+  options.time_limit = absl::Nanoseconds(1);  // passed after the first step
+  ASSERT_TRUE(Train(options).ok());
+  const auto versions = ScanModelRoot(root);
+  ASSERT_TRUE(versions.ok());
+  ASSERT_EQ(versions->size(), 1u);
+  const auto config = ReadModelConfig((*versions)[0].dir / kConfigFile);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->training().step(), 1);
+}
+
 TEST(TrainerTest, SameSeedSameResult) {
-  const fs::path a = fs::path(::testing::TempDir()) / "seed_a";
-  const fs::path b = fs::path(::testing::TempDir()) / "seed_b";
+  const fs::path dir = testing::FreshTestDir();
+  const fs::path a = dir / "seed_a", b = dir / "seed_b";
   fs::remove_all(a);
   fs::remove_all(b);
   ASSERT_TRUE(Train(TinyRun(a)).ok());
@@ -110,7 +127,7 @@ TEST(TrainerTest, SameSeedSameResult) {
 }
 
 TEST(TrainerTest, RefusesTooFewImagesToValidate) {
-  TrainerOptions options = TinyRun(fs::path(::testing::TempDir()) / "few");
+  TrainerOptions options = TinyRun(testing::FreshTestDir() / "few");
   options.validation_images = 2;
   EXPECT_EQ(Train(options).code(), absl::StatusCode::kInvalidArgument);
 }
