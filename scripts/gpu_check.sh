@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# gpu_check.sh: the GPU path in one command. Builds the project against the
+# machine's CUDA LibTorch, runs the device tests and the whole test suite,
+# trains a wider U-Net on the GPU and benchmarks the server against the raw
+# forward pass; every log and result goes into OUT (docs/gpu.md).
+#
+#   on the GPU machine, with .carry/ beside the tree (deps.tar.xz from
+#   ../shared/tools/offline-deps.sh, gtest.tar.xz, isbi/train):
+#     scripts/gpu_check.sh "$OUT"                    # about 9 minutes
+#   here, to try the script itself on the CPU (Debian's LibTorch, build/):
+#     scripts/gpu_check.sh /tmp/gpu-check --cpu
+#
+# Environment: STAGES (default build,devtest,train,ctest,bench),
+# TRAIN_SECONDS (200), TRAIN_WIDTH (32), BENCH_SECONDS (4), DEADLINE (seconds
+# from the start by which everything is collected; 560), BUILD_DIR.
+# Each stage runs under its own timeout, cut to what is left before the
+# deadline; the training runs on the GPU while the rest builds and tests.
+# OUT gets summary.txt, results.tar.gz (logs, benchmark tables, the trained
+# version's model.json and training log) and the trained weights in parts
+# of 15 MiB (model.pt.part-*), which the device tool brings back.
+set -uo pipefail
+out=$(realpath -m "${1:?usage: gpu_check.sh OUT [--cpu]}")
+mode=gpu
+[[ ${2:-} == --cpu ]] && mode=cpu
+cd "$(dirname "$0")/.."
+stages=,${STAGES:-build,devtest,train,ctest,bench},
+train_seconds=${TRAIN_SECONDS:-200}
+train_width=${TRAIN_WIDTH:-32}
+bench_seconds=${BENCH_SECONDS:-4}
+deadline=${DEADLINE:-560}
+jobs=$(nproc)
+logs=$out/logs
+work=$(mktemp -d)
+mkdir -p "$logs"
+summary=$out/summary.txt
+: >"$summary"
+
+if [[ $mode == gpu ]]; then
+  deps=/opt/deps
+  mkdir -p "$deps"
+  tar -C "$deps" -xJf .carry/deps.tar.xz
+  tar -C "$deps" -xJf .carry/gtest.tar.xz
+  export LD_LIBRARY_PATH=$deps/lib:$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+  export LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:$deps/lib
+  export LDFLAGS=-Wl,-rpath-link,$deps/lib
+  export PATH=$deps/usr/bin:$PATH
+  prefix="$deps/usr;$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+  build=${BUILD_DIR:-build-gpu}
+  device=cuda:0 precision=fp16 data=.carry/isbi/train
+  bench_width=64 bench_batch=32
+else
+  prefix=""
+  build=${BUILD_DIR:-build}
+  device=cpu precision=fp32 data=../shared/data/isbi2012-em/train
+  bench_width=16 bench_batch=2
+  train_width=${TRAIN_WIDTH:-4} train_seconds=${TRAIN_SECONDS:-20}
+fi
+
+# stage NAME LIMIT COMMAND...: runs COMMAND under `timeout`, cut to the time
+# left before the deadline, logging to logs/NAME.log and one summary line.
+stage() {
+  local name=$1 limit=$2 begin=$SECONDS rc
+  shift 2
+  local left=$((deadline - 20 - SECONDS))
+  ((limit > left)) && limit=$left
+  if ((limit < 10)); then
+    echo "$(printf '%-9s' "$name") skipped: out of time" | tee -a "$summary"
+    return 1
+  fi
+  timeout -k 10 "$limit" "$@" >"$logs/$name.log" 2>&1
+  rc=$?
+  echo "$(printf '%-9s' "$name") rc=$rc $((SECONDS - begin)) s (limit $limit s)" |
+    tee -a "$summary"
+  return $rc
+}
+wants() { [[ $stages == *,$1,* ]]; }
+
+collect() {
+  {
+    echo "mode $mode, device $device, $(date -u +%FT%TZ)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1
+    g++ --version | head -1
+    nproc
+  } >"$logs/machine.txt" 2>&1
+  local trained
+  trained=$(ls -d "$work"/trained/unet/[0-9]* 2>/dev/null | sort -V | tail -1)
+  if [[ -n $trained ]]; then
+    cp "$trained/model.json" "$logs/trained_model.json"
+    cp "$work/trained/unet/training_log.csv" "$logs/" 2>/dev/null
+    cp "$work/trained/unet/training_curves.png" "$logs/" 2>/dev/null
+    split -b 15M -d "$trained/model.pt" "$out/model.pt.part-"
+  fi
+  tar -C "$out" -czf "$out/results.tar.gz" logs && rm -rf "$logs"
+  rm -rf "$work"
+  echo "== summary"
+  cat "$summary"
+  echo "== benchmark tables"
+  grep -hE '^(\||limit|model)' "$out"/bench-*.txt 2>/dev/null
+}
+trap collect EXIT
+
+stage configure 120 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$prefix" || exit 1
+grep -E "LibTorch|CUDA" "$logs/configure.log" | tee -a "$summary"
+
+# The trainer first, so that it trains while the rest builds.
+if wants build || wants train; then
+  stage build-train 300 cmake --build "$build" -j "$jobs" --target unet_train
+fi
+train_pid=
+if wants train && [[ -x $build/bin/unet_train ]]; then
+  mkdir -p "$work/trained"
+  (trap - EXIT; stage train $((train_seconds + 150)) "$build/bin/unet_train" \
+    --data "$data" --model_root "$work/trained" --device "$device" \
+    --width "$train_width" --steps 1000000 --checkpoint_every 2000 \
+    --time_limit_s "$train_seconds") &
+  train_pid=$!
+fi
+if wants build; then
+  stage build 400 cmake --build "$build" -j "$jobs"
+fi
+if wants devtest; then
+  stage devtest 180 "$build/tests/torch_engine_device_test"
+fi
+if wants ctest; then
+  stage ctest 200 ctest --test-dir "$build" -j "$((jobs / 2))" \
+    --output-on-failure --timeout 150 -E TorchEngineDeviceTest
+  grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" "$logs/ctest.log" |
+    tee -a "$summary"
+fi
+[[ -n $train_pid ]] && wait "$train_pid"
+grep -E "^step [0-9]+:" "$logs/train.log" 2>/dev/null | tail -3 | tee -a "$summary"
+
+if wants bench; then
+  # A full-width U-Net (64..1024; random weights, speed only) and the
+  # shipped model, each on two instances with eager batching.
+  stage make-wide 120 "$build/bin/unet_train" --data "$data" \
+    --model_root "$work/wide" --device "$device" --width "$bench_width" \
+    --steps 1 --checkpoint_every 1
+  for model in wide shipped; do
+    root=$work/wide
+    [[ $model == shipped ]] && root=model/repository
+    stage "bench-$model" 200 "$build/bin/segment_benchmark" \
+      --model_root "$root" --device "$device" --precision "$precision" \
+      --channels_last --instances 2 --max_batch_size "$bench_batch" \
+      --max_queue_delay_us 0 --concurrency 1,64 --seconds "$bench_seconds"
+    grep -vE '^[0-9]{4}-' "$logs/bench-$model.log" >"$out/bench-$model.txt"
+  done
+fi
