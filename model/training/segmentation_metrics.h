@@ -10,6 +10,9 @@
 //   rand_error   1 - the best foreground-restricted Rand F-score over the
 //                same thresholds (averaged over images); segments are the
 //                4-connected cell regions
+//   thinned_rand_error  the same after thinning the predicted boundaries
+//                away: each predicted membrane pixel joins the nearest
+//                predicted cell region (the challenge's later scoring)
 //
 // plus, at the served mask (arg max): the misclassified fraction, and Dice
 // and IoU per class.
@@ -48,6 +51,7 @@ class SegmentationScorer {
   };
   std::array<Counts, kThresholds> cell_counts_;
   std::array<double, kThresholds> rand_f_sum_ = {};
+  std::array<double, kThresholds> thinned_rand_f_sum_ = {};
   int images_ = 0;
   int64_t pixels_ = 0, misclassified_ = 0;
   int64_t intersection_[2] = {0, 0}, predicted_[2] = {0, 0},

@@ -309,9 +309,11 @@ absl::Status Train(const TrainerOptions& options) {
     RETURN_IF_ERROR(
         PlotTrainingLog(log_path, model_dir / "training_curves.png"));
     progress.Message(absl::StrFormat(
-        "step %d: pixel error %.4f, Rand error %.4f, misclassified %.4f -> %s",
+        "step %d: pixel error %.4f, Rand error %.4f (thinned %.4f), "
+        "misclassified %.4f -> %s",
         step, metrics.at("pixel_error"), metrics.at("rand_error"),
-        metrics.at("misclassified_fraction"), written.string()));
+        metrics.at("thinned_rand_error"), metrics.at("misclassified_fraction"),
+        written.string()));
     if (out_of_time) break;
   }
   return absl::OkStatus();

@@ -55,6 +55,7 @@ TEST(SegmentationScorerTest, APerfectSegmentationHasNoError) {
   const auto metrics = scorer.Metrics();
   EXPECT_DOUBLE_EQ(metrics.at("pixel_error"), 0);
   EXPECT_DOUBLE_EQ(metrics.at("rand_error"), 0);
+  EXPECT_DOUBLE_EQ(metrics.at("thinned_rand_error"), 0);
   EXPECT_DOUBLE_EQ(metrics.at("misclassified_fraction"), 0);
   EXPECT_DOUBLE_EQ(metrics.at("dice_cell"), 1);
   EXPECT_DOUBLE_EQ(metrics.at("iou_membrane"), 1);
@@ -78,6 +79,34 @@ TEST(SegmentationScorerTest, ABrokenMembraneMergesCellsAndCostsPixels) {
   const double precision = 34.0 / 66;
   EXPECT_NEAR(metrics.at("rand_error"), 1 - 2 * precision / (precision + 1),
               1e-12);
+}
+
+TEST(SegmentationScorerTest, ThinningForgivesAThickButClosedMembrane) {
+  // Truth: cells in columns 0-1 and 4-7 of an 8-wide image, membrane in
+  // columns 2-3. The prediction thickens the membrane to columns 1-4: no
+  // cell is merged, but the plain Rand score counts the truth pixels under
+  // the thick membrane as singletons.
+  cv::Mat label(4, 8, CV_8U, cv::Scalar(0));
+  label.colRange(2, 4).setTo(1);
+  cv::Mat mask(4, 8, CV_8U, cv::Scalar(0));
+  mask.colRange(1, 5).setTo(1);
+  SegmentationScorer scorer;
+  scorer.Add(mask, ConfidentProbability(mask), label);
+  const auto metrics = scorer.Metrics();
+  EXPECT_GT(metrics.at("rand_error"), 0.1);
+  // Thinned, columns 1 and 4 rejoin their cells: the split is the truth's.
+  EXPECT_DOUBLE_EQ(metrics.at("thinned_rand_error"), 0);
+}
+
+TEST(SegmentationScorerTest, ThinningDoesNotHealABrokenMembrane) {
+  SegmentationScorer scorer;
+  const cv::Mat label = TwoCells();
+  cv::Mat mask = label.clone();
+  mask.at<uint8_t>(2, 1) = 0;  // a gap in the membrane merges the cells
+  scorer.Add(mask, ConfidentProbability(mask), label);
+  const auto metrics = scorer.Metrics();
+  EXPECT_DOUBLE_EQ(metrics.at("thinned_rand_error"), metrics.at("rand_error"));
+  EXPECT_GT(metrics.at("thinned_rand_error"), 0.3);
 }
 
 TEST(SegmentationScorerTest, PixelErrorTakesTheBestThreshold) {
