@@ -95,8 +95,18 @@ collect() {
     cp "$work/trained/unet/training_curves.png" "$logs/" 2>/dev/null
     split -b 15M -d "$trained/model.pt" "$out/model.pt.part-"
   fi
+  {
+    echo "== first build errors"
+    grep -h -m 15 -E "error:|FAILED:" "$logs"/build*.log
+    echo "== device tests"
+    grep -hE "device:|agree|after reload|OK \]|FAILED|SKIPPED|Failure" \
+      "$logs/devtest.log"
+    echo "== failed tests"
+    grep -hE "\((Failed|Timeout|Subprocess aborted|SEGFAULT)\)" "$logs/ctest.log"
+  } >"$out/highlights.txt" 2>/dev/null
   tar -C "$out" -czf "$out/results.tar.gz" logs && rm -rf "$logs"
   rm -rf "$work"
+  cat "$out/highlights.txt"
   echo "== summary"
   cat "$summary"
   echo "== benchmark tables"
