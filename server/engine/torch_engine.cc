@@ -112,7 +112,8 @@ class TorchEngine final : public InferenceEngine {
                                     double seconds) {
     try {
       c10::InferenceMode inference_mode;
-      StreamGuard guard = Guard();
+      StreamGuard guard;
+      Enter(guard);
       torch::Tensor input = torch::rand(
           shape, torch::TensorOptions().device(device_).dtype(dtype_));
       if (channels_last_) {
@@ -147,11 +148,10 @@ class TorchEngine final : public InferenceEngine {
  private:
 #ifdef UNET_WITH_CUDA
   using StreamGuard = std::optional<c10::cuda::CUDAStreamGuard>;
-  // Makes this engine's device and stream current for the calling thread.
-  StreamGuard Guard() {
-    StreamGuard guard;
+  // Makes this engine's device and stream current for the calling thread
+  // while `guard` lives.
+  void Enter(StreamGuard& guard) {
     if (stream_) guard.emplace(*stream_);
-    return guard;
   }
   void Synchronize() {
     if (stream_) stream_->synchronize();
@@ -159,7 +159,7 @@ class TorchEngine final : public InferenceEngine {
   std::optional<c10::cuda::CUDAStream> stream_;
 #else
   using StreamGuard = bool;
-  StreamGuard Guard() { return false; }
+  void Enter(StreamGuard&) {}
   void Synchronize() {}
 #endif
 
@@ -181,7 +181,8 @@ class TorchEngine final : public InferenceEngine {
           (at::init_num_threads(), true);
       (void)threads_set;
       c10::InferenceMode inference_mode;
-      StreamGuard guard = Guard();
+      StreamGuard guard;
+      Enter(guard);
       // from_blob does not copy; the batch outlives the call.
       torch::Tensor input =
           torch::from_blob(const_cast<float*>(batch.values.data()), batch.shape,
