@@ -55,6 +55,7 @@ if [[ $mode == gpu ]]; then
 else
   prefix=""
   build=${BUILD_DIR:-build}
+  PATH=/usr/bin:$PATH  # Debian's python3, with its python3-torch
   device=cpu precision=fp32 data=../shared/data/isbi2012-em/train
   bench_width=16 bench_batch=2
   train_width=${TRAIN_WIDTH:-4} train_seconds=${TRAIN_SECONDS:-20}
@@ -115,7 +116,7 @@ collect() {
 trap collect EXIT
 
 stage configure 120 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$prefix" || exit 1
+  -DCMAKE_PREFIX_PATH="$prefix" -DUNET_PYTHON="$(command -v python3)" || exit 1
 grep -E "LibTorch|CUDA" "$logs/configure.log" | tee -a "$summary"
 
 # The trainer first, so that it trains while the rest builds.

@@ -37,7 +37,7 @@ class ModelReloadTest : public ::testing::Test {
   void SetUp() override {
     root_ = testing::FreshTestDir();
     const std::string command = absl::StrCat(
-        "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+        UNET_PYTHON " " UNET_SOURCE_DIR "/model/export_torchscript.py",
         " --model_root ", root_.string(), " --width 8 > /dev/null");
     ASSERT_EQ(std::system(command.c_str()), 0);
     // The files every later version is made of.

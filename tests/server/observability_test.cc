@@ -84,7 +84,7 @@ grpc::Status Segment(const std::shared_ptr<grpc::Channel>& channel,
 void ExportModel(const fs::path& root, int width) {
   fs::remove_all(root);
   const std::string command = absl::StrCat(
-      "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+      UNET_PYTHON " " UNET_SOURCE_DIR "/model/export_torchscript.py",
       " --model_root ", root.string(), " --width ", width, " > /dev/null");
   ASSERT_EQ(std::system(command.c_str()), 0);
 }

@@ -74,12 +74,12 @@ class SegmentationServerTest : public ::testing::Test {
                                   DefaultModelConfig(1, 2, {2, 4, 8, 16, 32}))
                     .ok());
     const std::string export_command = absl::StrCat(
-        "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+        UNET_PYTHON " " UNET_SOURCE_DIR "/model/export_torchscript.py",
         " --model_root ", root.string(),
         " --name scripted --width 2 --seed 1 > /dev/null");
     ASSERT_EQ(std::system(export_command.c_str()), 0);
     const std::string export_retain_dim = absl::StrCat(
-        "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+        UNET_PYTHON " " UNET_SOURCE_DIR "/model/export_torchscript.py",
         " --model_root ", root.string(),
         " --name retain_dim --retain_dim --width 2 --seed 2 > /dev/null");
     ASSERT_EQ(std::system(export_retain_dim.c_str()), 0);
@@ -230,7 +230,7 @@ TEST_F(SegmentationServerTest, ServesRetainDimModelsAsPyTorchRunsThem) {
   const fs::path model_pt = fs::path(::testing::TempDir()) / "e2e_models" /
                             "retain_dim" / "1" / "model.pt";
   const std::string reference =
-      absl::StrCat("/usr/bin/python3 " UNET_SOURCE_DIR
+      absl::StrCat(UNET_PYTHON " " UNET_SOURCE_DIR
                    "/tests/server/torchscript_reference.py ",
                    model_pt.string(), " ", image_file.string(), " ", kHeight,
                    " ", kWidth, " ", expected_file.string());

@@ -53,7 +53,7 @@ TEST_F(TorchEngineTest, RunsALibTorchCheckpoint) {
 
 TEST_F(TorchEngineTest, RunsATorchScriptExportFromPython) {
   const std::string command = absl::StrCat(
-      "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+      UNET_PYTHON " " UNET_SOURCE_DIR "/model/export_torchscript.py",
       " --model_root ", root_.string(), " --name scripted --width 2 --seed 3",
       " > /dev/null");
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
@@ -98,7 +98,7 @@ TEST_F(TorchEngineTest, RefusesAModelThatGivesNaN) {
 
 TEST_F(TorchEngineTest, RefusesAScriptWhoseClassesDisagreeWithModelJson) {
   const std::string command = absl::StrCat(
-      "/usr/bin/python3 " UNET_SOURCE_DIR "/model/export_torchscript.py",
+      UNET_PYTHON " " UNET_SOURCE_DIR "/model/export_torchscript.py",
       " --model_root ", root_.string(), " --width 2 --class_names a,b,c",
       " > /dev/null");
   ASSERT_EQ(std::system(command.c_str()), 0);
