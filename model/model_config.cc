@@ -37,6 +37,18 @@ absl::Status ValidateModelConfig(const ModelConfig& config) {
         absl::StrCat("format is \"", config.format(), "\"; expected \"",
                      kFormatLibTorch, "\" or \"", kFormatTorchScript, "\""));
   }
+  if (!config.weights_precision().empty() &&
+      config.weights_precision() != "fp32" &&
+      config.weights_precision() != "fp16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights_precision is \"", config.weights_precision(),
+                     "\"; expected \"fp32\" or \"fp16\""));
+  }
+  if (config.weights_precision() == "fp16" &&
+      config.format() != kFormatLibTorch) {
+    return absl::InvalidArgumentError(
+        "weights_precision fp16 is for the libtorch format only");
+  }
   const auto& arch = config.architecture();
   if (arch.input_channels() < 1) {
     return absl::InvalidArgumentError(

@@ -11,6 +11,22 @@
 
 namespace unet {
 namespace fs = std::filesystem;
+namespace {
+
+// A copy of `net` with its parameters in half precision, for storage; `net`
+// itself is left as it is.
+UNet HalfCopy(UNet& net, const ModelConfig& config) {
+  torch::NoGradGuard no_grad;
+  UNet half(OptionsFromArchitecture(config.architecture()));
+  half->to(torch::kHalf);
+  const auto from = net->named_parameters();
+  for (auto& to : half->named_parameters()) {
+    to.value().copy_(from[to.key()]);
+  }
+  return half;
+}
+
+}  // namespace
 
 absl::StatusOr<int64_t> NewestVersion(const fs::path& model_root,
                                       const std::string& name) {
@@ -45,7 +61,11 @@ absl::StatusOr<fs::path> WriteModelVersion(
         "cannot create ", staging_dir.string(), ": ", error.message()));
   }
   try {
-    torch::save(net, (staging_dir / kWeightsFile).string());
+    if (config.weights_precision() == "fp16") {
+      torch::save(HalfCopy(net, config), (staging_dir / kWeightsFile).string());
+    } else {
+      torch::save(net, (staging_dir / kWeightsFile).string());
+    }
     if (optimizer != nullptr) {
       torch::save(*optimizer, (staging_dir / kOptimizerFile).string());
     }

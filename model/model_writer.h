@@ -25,10 +25,12 @@ absl::StatusOr<int64_t> NewestVersion(const std::filesystem::path& model_root,
 absl::StatusOr<int64_t> NextVersion(const std::filesystem::path& model_root,
                                     const std::string& name);
 
-// Saves `net` and `config` (format set to libtorch), and `optimizer`'s state
-// when given, as MODEL_ROOT/<name>/<version>/. The version is assembled in a
-// hidden sibling directory and renamed into place, so readers never see half
-// of it. Returns the new version's directory; ALREADY_EXISTS if it is taken.
+// Saves `net` and `config` (format set to libtorch; the weights in half
+// precision when config.weights_precision() is "fp16"), and `optimizer`'s
+// state when given, as MODEL_ROOT/<name>/<version>/. The version is assembled
+// in a hidden sibling directory and renamed into place, so readers never see
+// half of it. Returns the new version's directory; ALREADY_EXISTS if it is
+// taken.
 absl::StatusOr<std::filesystem::path> WriteModelVersion(
     const std::filesystem::path& model_root, const std::string& name,
     int64_t version, UNet& net, ModelConfig config,

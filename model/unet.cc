@@ -46,10 +46,15 @@ ShapeMap ParameterShapes(const torch::nn::Module& module) {
 
 }  // namespace
 
-absl::Status LoadWeights(UNet& net, const std::filesystem::path& path) {
+absl::Status LoadWeights(UNet& net, const std::filesystem::path& path,
+                         bool stored_as_fp16) {
   const ShapeMap expected = ParameterShapes(*net);
   try {
+    // Read into a module of the stored dtype (LibTorch versions differ on
+    // whether torch::load converts), then widen.
+    if (stored_as_fp16) net->to(torch::kHalf);
     torch::load(net, path.string());
+    net->to(torch::kFloat32);  // whatever the file held
   } catch (const c10::Error& e) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot read ", path.string(), ": ", e.what_without_backtrace()));

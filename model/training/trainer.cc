@@ -27,7 +27,8 @@ namespace fs = std::filesystem;
 
 constexpr int kLevels = 5;
 constexpr char kLogHeader[] =
-    "step,loss,pixel_error,rand_error,misclassified_fraction";
+    "step,loss,pixel_error,rand_error,misclassified_fraction,"
+    "thinned_rand_error";
 
 // A random training tile: the network input around an output window, with
 // the label and weights of that window.
@@ -211,7 +212,8 @@ absl::Status Train(const TrainerOptions& options) {
   net_options.dropout = options.dropout;
   UNet net(net_options);
   if (!start.checkpoint.empty()) {
-    RETURN_IF_ERROR(LoadWeights(net, start.checkpoint / kWeightsFile));
+    RETURN_IF_ERROR(LoadWeights(net, start.checkpoint / kWeightsFile,
+                                config.weights_precision() == "fp16"));
   }
   const torch::Device device(options.device);
   if (device.is_cpu()) torch::set_num_threads(UsableCpus());
@@ -287,14 +289,15 @@ absl::Status Train(const TrainerOptions& options) {
                              absl::Now() - began >= options.time_limit;
     if (step % options.checkpoint_every != 0 && step != options.steps &&
         !out_of_time) {
-      log << step << "," << value << ",,,\n";
+      log << step << "," << value << ",,,,\n";
       continue;
     }
     ASSIGN_OR_RETURN(const auto metrics,
                      Validate(net, validation, config, device));
     log << step << "," << value << "," << metrics.at("pixel_error") << ","
         << metrics.at("rand_error") << ","
-        << metrics.at("misclassified_fraction") << std::endl;
+        << metrics.at("misclassified_fraction") << ","
+        << metrics.at("thinned_rand_error") << std::endl;
     config.mutable_training()->set_step(step);
     config.mutable_training()->mutable_metrics()->clear();
     config.mutable_training()->mutable_metrics()->insert(metrics.begin(),

@@ -241,7 +241,7 @@ absl::StatusOr<ForwardFn> LoadLibTorch(const std::string& path,
                                        const ModelConfig& config,
                                        const EngineOptions& options) {
   UNet net(OptionsFromArchitecture(config.architecture()));
-  RETURN_IF_ERROR(LoadWeights(net, path));
+  RETURN_IF_ERROR(LoadWeights(net, path, config.weights_precision() == "fp16"));
   net->eval();
   Place(net->parameters(), options);
   Place(net->buffers(), options);

@@ -100,7 +100,15 @@ INSTANTIATE_TEST_SUITE_P(
                           {"input_channels": 1, "num_classes": 1,
                            "channels": [4, 8]}, "class_names": ["a"],
                           "valid_input_sizes": {"minimum": 572, "step": 16}})",
-                      "disagrees"}),
+                      "disagrees"},
+        BadConfigCase{"UnknownWeightsPrecision",
+                      R"({"format": "libtorch", "weights_precision": "fp8",
+                          "architecture": {"channels": [4]}})",
+                      "weights_precision"},
+        BadConfigCase{"HalfTorchScript",
+                      R"({"format": "torchscript", "weights_precision": "fp16",
+                          "architecture": {"channels": [4]}})",
+                      "libtorch format only"}),
     [](const auto& info) { return info.param.name; });
 
 TEST(ModelConfigTest, ReadReportsAMissingFile) {

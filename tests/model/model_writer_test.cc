@@ -54,6 +54,39 @@ TEST_F(ModelWriterTest, WeightsRoundTrip) {
   }
 }
 
+TEST_F(ModelWriterTest, HalfPrecisionStorageRoundsTheWeightsOnly) {
+  UNetOptions options;
+  options.channels = {8, 16, 32};
+  const ModelConfig fp32 = DefaultModelConfig(1, 2, {8, 16, 32});
+  ModelConfig fp16 = fp32;
+  fp16.set_weights_precision("fp16");
+  UNet net(options);
+  const auto before = net->named_parameters().values();
+  ASSERT_TRUE(WriteModelVersion(root_, "unet", 1, net, fp32).ok());
+  ASSERT_TRUE(WriteModelVersion(root_, "unet", 2, net, fp16).ok());
+  // The caller's net is untouched.
+  const auto after = net->named_parameters().values();
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(torch::equal(before[i], after[i]));
+  }
+  const auto full = fs::file_size(root_ / "unet/1" / kWeightsFile);
+  const auto half = fs::file_size(root_ / "unet/2" / kWeightsFile);
+  EXPECT_LT(half, full * 6 / 10);
+  // Loaded back as float32, each weight is the original rounded to half.
+  UNet loaded(options);
+  ASSERT_TRUE(LoadWeights(loaded, root_ / "unet/2" / kWeightsFile,
+                          /*stored_as_fp16=*/true)
+                  .ok());
+  for (const auto& item : net->named_parameters()) {
+    const torch::Tensor& value = loaded->named_parameters()[item.key()];
+    EXPECT_EQ(value.scalar_type(), torch::kFloat32);
+    EXPECT_TRUE(
+        torch::equal(value, item.value().to(torch::kHalf).to(torch::kFloat32)))
+        << item.key();
+  }
+}
+
 TEST_F(ModelWriterTest, NextVersionCountsUp) {
   UNet net = SmallNet();
   const ModelConfig config = DefaultModelConfig(1, 2, {2, 4});
