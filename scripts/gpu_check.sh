@@ -46,6 +46,10 @@ if [[ $mode == gpu ]]; then
   export LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:$deps/lib
   export LDFLAGS=-Wl,-rpath-link,$deps/lib
   export PATH=$deps/usr/bin:$PATH:/usr/local/cuda/bin
+  # The benchmark and the end-to-end tests serve on 127.0.0.1; on the H200
+  # of 2026-11-26 nothing could bind there (docs/gpu.md), as if the VM's
+  # loopback interface were down.
+  ip link set lo up 2>/dev/null
   # Hopper; spares LibTorch's CMake from probing the card for it.
   export TORCH_CUDA_ARCH_LIST=9.0
   prefix="$deps/usr;$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')"
@@ -115,6 +119,8 @@ collect() {
 }
 trap collect EXIT
 
+python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print("loopback: bound port", s.getsockname()[1])' 2>&1 |
+  tail -1 | tee -a "$summary"
 stage configure 120 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$prefix" -DUNET_PYTHON="$(command -v python3)" || exit 1
 grep -E "LibTorch|CUDA" "$logs/configure.log" | tee -a "$summary"

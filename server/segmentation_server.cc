@@ -73,20 +73,24 @@ SegmentationServer::SegmentationServer(const ServerOptions& options,
           },
           static_cast<int>(slot_devices_.size()), metrics_,
           options.pinned_versions),
-      executor_({options.batcher, static_cast<int>(slot_devices_.size())}) {}
+      executor_({options.batcher, static_cast<int>(slot_devices_.size()),
+                 options.finish_threads}) {}
 
 absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
     const ServerOptions& requested) {
   ASSIGN_OR_RETURN(const std::vector<std::string> devices,
                    ResolveDevices(requested.devices));
   ServerOptions options = requested;
+  const bool cuda =
+      std::any_of(devices.begin(), devices.end(),
+                  [](const std::string& d) { return d != "cpu"; });
   if (options.batcher.max_batch_size == 0) {
     // On the CPUs measured (docs/performance.md) a larger batch lowers the
     // U-Net's throughput; on GPUs it raises it.
-    const bool cuda =
-        std::any_of(devices.begin(), devices.end(),
-                    [](const std::string& d) { return d != "cpu"; });
     options.batcher.max_batch_size = cuda ? 8 : 1;
+  }
+  if (options.finish_threads < 0) {
+    options.finish_threads = cuda ? std::min(UsableCpus(), 8) : 0;
   }
   std::vector<std::string> slot_devices;
   for (const std::string& device : devices) {

@@ -36,6 +36,10 @@ struct ServerOptions {
   std::string devices;
   int instances_per_device = 1;  // model instances, each with a worker
   int cpu_threads = 0;  // intra-op threads per CPU worker; 0: DefaultCpuThreads
+  // Threads that crop and encode masks beside the workers (ExecutorOptions);
+  // -1: with a GPU the usable CPUs up to 8, on CPUs alone 0 (the cores are
+  // the network's).
+  int finish_threads = -1;
   EngineOptions engine;  // device is filled per instance
   ServiceOptions service;
   // max_batch_size 0: 8 with a GPU, 1 on CPU; max_queue_bytes 0: derived

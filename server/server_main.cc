@@ -37,6 +37,9 @@ ABSL_FLAG(bool, channels_last, false,
 ABSL_FLAG(int, cpu_threads, 0,
           "LibTorch intra-op threads per CPU worker (0: the usable CPUs "
           "divided among the CPU workers)");
+ABSL_FLAG(int, finish_threads, -1,
+          "threads that crop and PNG-encode masks while the workers run the "
+          "next batch; -1: with a GPU the usable CPUs up to 8, else 0");
 ABSL_FLAG(int, warmup_image_size, 512,
           "on CUDA, every batch size is run once at the padded size of an "
           "image this large before the server turns SERVING");
@@ -123,6 +126,7 @@ int main(int argc, char** argv) {
   options.pinned_versions = *pins;
   options.instances_per_device = absl::GetFlag(FLAGS_instances);
   options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
+  options.finish_threads = absl::GetFlag(FLAGS_finish_threads);
   options.engine.precision = absl::GetFlag(FLAGS_precision);
   options.engine.channels_last = absl::GetFlag(FLAGS_channels_last);
   options.engine.warmup_image_side = absl::GetFlag(FLAGS_warmup_image_size);

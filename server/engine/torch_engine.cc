@@ -58,6 +58,14 @@ absl::Status FromTorchException(const std::exception& e,
   return absl::Status(otherwise, message);
 }
 
+// OpenMP keeps its thread count per calling thread; without this a worker
+// thread runs LibTorch's CPU kernels on fewer threads than the process was
+// given.
+void UseProcessThreads() {
+  static thread_local const bool threads_set = (at::init_num_threads(), true);
+  (void)threads_set;
+}
+
 class TorchEngine final : public InferenceEngine {
  public:
   TorchEngine(torch::Device device, torch::ScalarType dtype, bool channels_last,
@@ -111,6 +119,7 @@ class TorchEngine final : public InferenceEngine {
   absl::StatusOr<double> MeasureRaw(const std::vector<int64_t>& shape,
                                     double seconds) {
     try {
+      UseProcessThreads();
       c10::InferenceMode inference_mode;
       StreamGuard guard;
       Enter(guard);
@@ -174,12 +183,7 @@ class TorchEngine final : public InferenceEngine {
       return absl::InvalidArgumentError("batch is not a dense NCHW tensor");
     }
     try {
-      // OpenMP keeps its thread count per calling thread; without this a
-      // worker thread runs LibTorch's CPU kernels on fewer threads than the
-      // process was given.
-      static thread_local const bool threads_set =
-          (at::init_num_threads(), true);
-      (void)threads_set;
+      UseProcessThreads();
       c10::InferenceMode inference_mode;
       StreamGuard guard;
       Enter(guard);

@@ -133,10 +133,11 @@ absl::StatusOr<BatchOutput> Forward(
   return output;
 }
 
-// Runs `jobs` and completes each. A batch that runs out of memory is split in
-// halves and each half tried again, so that only a single image that does
-// not fit fails.
-void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
+// Runs `jobs` and completes each, on `finisher` when it has room. A batch
+// that runs out of memory is split in halves and each half tried again, so
+// that only a single image that does not fit fails.
+void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
+              WorkPool* finisher) {
   const absl::Time start = absl::Now();
   for (const auto& job : jobs) {
     job->response->mutable_timing()->set_queue_us(
@@ -149,22 +150,27 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
         std::make_move_iterator(jobs.begin() + jobs.size() / 2),
         std::make_move_iterator(jobs.end()));
     jobs.resize(jobs.size() / 2);
-    RunBatch(std::move(jobs), slot);
-    RunBatch(std::move(second_half), slot);
+    RunBatch(std::move(jobs), slot, finisher);
+    RunBatch(std::move(second_half), slot, finisher);
     return;
   }
   const int64_t inference_us = MicrosSince(start);
+  if (!output.ok()) {
+    for (const auto& job : jobs) job->done(output.status());
+    return;
+  }
+  const auto shared_output =
+      std::make_shared<const BatchOutput>(*std::move(output));
   for (size_t i = 0; i < jobs.size(); ++i) {
-    SegmentJob& job = *jobs[i];
-    if (!output.ok()) {
-      job.done(output.status());
-      continue;
-    }
-    auto* timing = job.response->mutable_timing();
+    auto* timing = jobs[i]->response->mutable_timing();
     timing->set_inference_us(inference_us);
     timing->set_batch_size(static_cast<int>(jobs.size()));
-    job.done(Contained("finish the response",
-                       [&] { return FinishJob(job, *output, i); }));
+    std::shared_ptr<SegmentJob> job = std::move(jobs[i]);
+    auto finish = [job, shared_output, i] {
+      job->done(Contained("finish the response",
+                          [&] { return FinishJob(*job, *shared_output, i); }));
+    };
+    if (finisher == nullptr || !finisher->TrySubmit(0, finish).ok()) finish();
   }
 }
 
@@ -172,6 +178,14 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot) {
 
 SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
     : batcher_(options.batcher) {
+  if (options.finish_threads > 0) {
+    WorkPoolOptions finishing;
+    finishing.threads = options.finish_threads;
+    // Bounded, so that finished batches cannot pile up in memory: past this
+    // the workers finish their jobs themselves and slow down.
+    finishing.max_queued = 4 * options.finish_threads;
+    finisher_ = std::make_unique<WorkPool>(finishing);
+  }
   for (int slot = 0; slot < options.slots; ++slot) {
     workers_.emplace_back([this, slot] { WorkerLoop(slot); });
   }
@@ -184,13 +198,14 @@ void SegmentExecutor::Stop() {
   for (std::thread& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
+  if (finisher_) finisher_->Stop();  // runs what is queued, then joins
 }
 
 void SegmentExecutor::WorkerLoop(int slot) {
   while (true) {
     std::vector<std::unique_ptr<SegmentJob>> batch = batcher_.NextBatch();
     if (batch.empty()) return;  // closed and drained
-    RunBatch(std::move(batch), slot);
+    RunBatch(std::move(batch), slot, finisher_.get());
   }
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "server/scheduling/dynamic_batcher.h"
 #include "server/scheduling/segment_job.h"
+#include "server/scheduling/work_pool.h"
 
 namespace unet {
 
@@ -20,6 +21,10 @@ struct ExecutorOptions {
   BatcherOptions batcher;
   // Workers; worker i runs batches on engine i of each model version.
   int slots = 1;
+  // Threads that crop and encode the masks of finished batches while the
+  // workers run the next ones (a GPU would otherwise wait for PNG encoding);
+  // 0: the worker does it. A worker that finds them busy does it itself.
+  int finish_threads = 0;
 };
 
 class SegmentExecutor {
@@ -46,6 +51,7 @@ class SegmentExecutor {
   void WorkerLoop(int slot);
 
   DynamicBatcher batcher_;
+  std::unique_ptr<WorkPool> finisher_;  // null: finish on the worker
   std::vector<std::thread> workers_;
 };
 

@@ -1,5 +1,6 @@
 #include "server/scheduling/segment_executor.h"
 
+#include <atomic>
 #include <functional>
 #include <future>
 #include <new>
@@ -90,6 +91,52 @@ TEST_F(SegmentExecutorTest, RoutesEachResultToItsCaller) {
     EXPECT_EQ(call.response.model_version(), 4);
     EXPECT_GE(call.response.timing().batch_size(), 1);
   }
+}
+
+// Masks cropped and encoded on finishing threads reach their own callers.
+TEST_F(SegmentExecutorTest, FinishThreadsRouteEachResultToItsCaller) {
+  engine_->before_forward = [] { absl::SleepFor(absl::Milliseconds(5)); };
+  ExecutorOptions options;
+  options.batcher.max_batch_size = 8;
+  options.finish_threads = 3;
+  SegmentExecutor executor(options);
+  std::vector<Call> calls(40);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = t; i < 40; i += 4) {
+        ASSERT_TRUE(executor.Submit(Job(calls[i], 10 + i, 50 - i)).ok());
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  int batched = 0;
+  for (Call& call : calls) {
+    ASSERT_TRUE(call.outcome.get_future().get().ok());
+    EXPECT_EQ(call.response.mask().data(), ExpectedMask(call));
+    batched += call.response.timing().batch_size() > 1;
+  }
+  EXPECT_GT(batched, 0);
+}
+
+// Stop returns only once every job handed to the finishing threads is done.
+TEST_F(SegmentExecutorTest, StopWaitsForQueuedFinishing) {
+  ExecutorOptions options;
+  options.batcher.max_batch_size = 8;
+  options.finish_threads = 1;
+  SegmentExecutor executor(options);
+  std::atomic<int> done{0};
+  std::vector<Call> calls(16);
+  for (Call& call : calls) {
+    auto job = Job(call);
+    job->done = [&done](const absl::Status&) {
+      absl::SleepFor(absl::Milliseconds(10));
+      ++done;
+    };
+    ASSERT_TRUE(executor.Submit(std::move(job)).ok());
+  }
+  executor.Stop();
+  EXPECT_EQ(done, 16);
 }
 
 TEST_F(SegmentExecutorTest, FullQueueIsRefusedAtOnce) {
