@@ -4,12 +4,16 @@
 // Makes item(i) for i = first, first + 1, ... on a few threads ahead of a
 // consumer that takes them in order: the trainer prepares augmented tiles
 // on the CPU while the GPU runs the steps before them. `make` must be safe
-// to call from several threads at once and depend on i alone.
+// to call from several threads at once and depend on i alone. An exception
+// from `make` is thrown again by the Take that would have returned its item.
 
+#include <algorithm>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -48,7 +52,8 @@ class OrderedPrefetcher {
     auto node = ready_.extract(next_to_take_++);
     lock.unlock();
     changed_.notify_all();  // room for one more
-    return std::move(node.mapped());
+    if (node.mapped().error) std::rethrow_exception(node.mapped().error);
+    return std::move(*node.mapped().item);
   }
 
  private:
@@ -63,19 +68,29 @@ class OrderedPrefetcher {
         if (stopped_) return;
         index = next_to_make_++;
       }
-      T item = make_(index);
+      Made made;
+      try {
+        made.item.emplace(make_(index));
+      } catch (...) {
+        made.error = std::current_exception();
+      }
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        ready_.emplace(index, std::move(item));
+        ready_.emplace(index, std::move(made));
       }
       changed_.notify_all();
     }
   }
 
+  struct Made {
+    std::optional<T> item;
+    std::exception_ptr error;
+  };
+
   const std::function<T(int)> make_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::map<int, T> ready_;
+  std::map<int, Made> ready_;
   int next_to_make_, next_to_take_;
   const int ahead_;
   bool stopped_ = false;

@@ -34,35 +34,66 @@ void InitializeAsPaper(torch::nn::Module& module) {
   }
 }
 
-using ShapeMap = std::map<std::string, std::vector<int64_t>>;
-
-ShapeMap ParameterShapes(const torch::nn::Module& module) {
-  ShapeMap shapes;
-  for (const auto& item : module.named_parameters()) {
-    shapes[item.key()] = item.value().sizes().vec();
+// Copies the tensors stored under `archive` into `module`'s parameters and
+// buffers, recursively, converting each to the module's dtype: a file in
+// another precision loads correctly, and one of another shape is refused.
+// (torch::load would take tensors of any shape, and on some LibTorch
+// versions reinterpret another dtype's bytes.)
+absl::Status CopyStored(torch::nn::Module& module,
+                        torch::serialize::InputArchive& archive,
+                        const std::string& prefix) {
+  const auto copy = [&](const std::string& name, torch::Tensor& target,
+                        bool is_buffer) -> absl::Status {
+    torch::Tensor stored;  // undefined: takes the file's tensor as it is
+    if (!archive.try_read(name, stored, is_buffer)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(prefix, name, " is missing"));
+    }
+    if (stored.sizes() != target.sizes()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(prefix, name, " has another shape"));
+    }
+    torch::NoGradGuard no_grad;
+    target.copy_(stored);
+    return absl::OkStatus();
+  };
+  for (auto& item : module.named_parameters(/*recurse=*/false)) {
+    absl::Status copied = copy(item.key(), item.value(), false);
+    if (!copied.ok()) return copied;
   }
-  return shapes;
+  for (auto& item : module.named_buffers(/*recurse=*/false)) {
+    absl::Status copied = copy(item.key(), item.value(), true);
+    if (!copied.ok()) return copied;
+  }
+  for (const auto& child : module.named_children()) {
+    torch::serialize::InputArchive child_archive;
+    if (!archive.try_read(child.key(), child_archive)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(prefix, child.key(), " is missing"));
+    }
+    absl::Status copied = CopyStored(*child.value(), child_archive,
+                                     absl::StrCat(prefix, child.key(), "."));
+    if (!copied.ok()) return copied;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status LoadWeights(UNet& net, const std::filesystem::path& path,
-                         bool stored_as_fp16) {
-  const ShapeMap expected = ParameterShapes(*net);
+absl::Status LoadWeights(UNet& net, const std::filesystem::path& path) {
+  absl::Status copied;
   try {
-    // Read into a module of the stored dtype (LibTorch versions differ on
-    // whether torch::load converts), then widen.
-    if (stored_as_fp16) net->to(torch::kHalf);
-    torch::load(net, path.string());
-    net->to(torch::kFloat32);  // whatever the file held
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    copied = CopyStored(*net, archive, "");
   } catch (const c10::Error& e) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot read ", path.string(), ": ", e.what_without_backtrace()));
   }
-  if (ParameterShapes(*net) != expected) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the weights in ", path.filename().string(),
-                     " do not match the architecture in model.json"));
+  if (!copied.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the weights in ", path.filename().string(),
+        " do not match the architecture in model.json: ", copied.message()));
   }
   return absl::OkStatus();
 }

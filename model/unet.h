@@ -59,12 +59,11 @@ class UNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(UNet);
 
-// Loads weights saved by torch::save(net) into `net`, as float32 whether the
-// file holds them so or (`stored_as_fp16`) in half precision. torch::load
-// would take tensors of any shape, so a checkpoint of another architecture
-// fails here instead; so does an unreadable one (both FAILED_PRECONDITION).
-absl::Status LoadWeights(UNet& net, const std::filesystem::path& path,
-                         bool stored_as_fp16 = false);
+// Loads weights saved by torch::save(net) into `net`, converted to its
+// dtype whatever precision the file stores them in (model.json's
+// weights_precision says which, for readers). A checkpoint of another
+// architecture, and an unreadable one, fail (FAILED_PRECONDITION).
+absl::Status LoadWeights(UNet& net, const std::filesystem::path& path);
 
 }  // namespace unet
 

@@ -14,9 +14,9 @@
 # TRAIN_SECONDS (200), TRAIN_WIDTH (32), BENCH_SECONDS (4), DEADLINE (seconds
 # from the start by which everything is collected; 540), BUILD_DIR.
 # Each stage runs under its own timeout, cut to what is left before the
-# deadline; the training runs on the GPU while the rest builds and the
-# device tests run; the benchmark has the GPU to itself; the whole suite
-# (ctest) comes last and gets the time that is left.
+# deadline; the training runs on the GPU while the rest builds and the whole
+# suite (ctest) runs; the device tests, which measure the card's memory, and
+# the benchmark have the GPU to themselves.
 # OUT gets summary.txt, results.tar.gz (logs, benchmark tables, the trained
 # version's model.json and training log) and the trained weights in parts
 # of 15 MiB (model.pt.part-*), which the device tool brings back.
@@ -85,6 +85,7 @@ stage() {
 wants() { [[ $stages == *,$1,* ]]; }
 
 collect() {
+  [[ -n ${train_pid:-} ]] && kill "$train_pid" 2>/dev/null && wait "$train_pid"
   {
     echo "mode $mode, device $device, $(date -u +%FT%TZ)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1
@@ -141,31 +142,34 @@ fi
 if wants build; then
   stage build 400 cmake --build "$build" -j "$jobs"
 fi
-if wants devtest; then
-  stage devtest 180 "$build/tests/torch_engine_device_test"
+if wants ctest; then
+  stage ctest 150 ctest --test-dir "$build" -j "$((jobs > 1 ? jobs / 2 : 1))" \
+    --output-on-failure --timeout 150 -E TorchEngineDeviceTest
+  grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" "$logs/ctest.log" |
+    tee -a "$summary"
 fi
 [[ -n $train_pid ]] && wait "$train_pid"
 grep -E "^step [0-9]+:" "$logs/train.log" 2>/dev/null | tail -3 | tee -a "$summary"
+train_pid=
+# The device tests measure the card's memory: after the training, alone.
+if wants devtest; then
+  stage devtest 180 "$build/tests/torch_engine_device_test"
+fi
 
 if wants bench; then
-  # A full-width U-Net (64..1024; random weights, speed only) and the
-  # shipped model, each on two instances with eager batching.
+  # A full-width U-Net (64..1024; random weights, speed only) and the two
+  # shipped models, each on two instances with eager batching.
   stage make-wide 120 "$build/bin/unet_train" --data "$data" \
     --model_root "$work/wide" --device "$device" --width "$bench_width" \
     --steps 1 --checkpoint_every 1
-  for model in wide shipped; do
-    root=$work/wide
-    [[ $model == shipped ]] && root=model/repository
+  declare -A roots=([wide]=$work/wide [gpu]=model/gpu_repository
+    [cpu]=model/repository)
+  for model in wide gpu cpu; do
+    root=${roots[$model]}
     stage "bench-$model" 200 "$build/bin/segment_benchmark" \
       --model_root "$root" --device "$device" --precision "$precision" \
       --channels_last --instances 2 --max_batch_size "$bench_batch" \
       --max_queue_delay_us 0 --concurrency 1,64 --seconds "$bench_seconds"
     grep -vE '^[0-9]{4}-' "$logs/bench-$model.log" >"$out/bench-$model.txt"
   done
-fi
-if wants ctest; then
-  stage ctest 300 ctest --test-dir "$build" -j "$((jobs / 2))" \
-    --output-on-failure --timeout 150 -E TorchEngineDeviceTest
-  grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)" "$logs/ctest.log" |
-    tee -a "$summary"
 fi

@@ -7,6 +7,8 @@
 //       --model_root model/gpu_repository --weights_precision fp16 \
 //       --data tests/data/isbi_validation
 
+#include <unistd.h>
+
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -30,6 +32,18 @@ ABSL_FLAG(std::string, data, "",
 namespace unet {
 namespace {
 
+// The metrics of the version in `dir` on --data, segmented as served.
+absl::StatusOr<std::map<std::string, double>> Score(
+    const std::filesystem::path& dir, const ModelConfig& config) {
+  ASSIGN_OR_RETURN(std::unique_ptr<InferenceEngine> engine,
+                   LoadTorchEngine(dir, config, EngineOptions()));
+  ASSIGN_OR_RETURN(const std::vector<Sample> samples,
+                   LoadLabelledImages(absl::GetFlag(FLAGS_data)));
+  return ScoreAsServed(samples, config, [&](const FloatTensor& input) {
+    return engine->Forward(input);
+  });
+}
+
 absl::Status Run() {
   const std::filesystem::path in = absl::GetFlag(FLAGS_version_dir);
   ASSIGN_OR_RETURN(ModelConfig config, ReadModelConfig(in / kConfigFile));
@@ -37,33 +51,34 @@ absl::Status Run() {
     return absl::InvalidArgumentError("only libtorch versions convert");
   }
   UNet net(OptionsFromArchitecture(config.architecture()));
-  RETURN_IF_ERROR(LoadWeights(net, in / kWeightsFile,
-                              config.weights_precision() == "fp16"));
+  RETURN_IF_ERROR(LoadWeights(net, in / kWeightsFile));
   config.set_weights_precision(absl::GetFlag(FLAGS_weights_precision));
-  const std::filesystem::path root = absl::GetFlag(FLAGS_model_root);
-  const std::string name = absl::GetFlag(FLAGS_name);
-  std::filesystem::create_directories(root);
-  ASSIGN_OR_RETURN(const int64_t version, NextVersion(root, name));
-  ASSIGN_OR_RETURN(std::filesystem::path out,
-                   WriteModelVersion(root, name, version, net, config));
   if (!absl::GetFlag(FLAGS_data).empty()) {
-    // Score what was written, as the server will load it, and record that.
-    ASSIGN_OR_RETURN(std::unique_ptr<InferenceEngine> engine,
-                     LoadTorchEngine(out, config, EngineOptions()));
-    ASSIGN_OR_RETURN(const std::vector<Sample> samples,
-                     LoadLabelledImages(absl::GetFlag(FLAGS_data)));
-    ASSIGN_OR_RETURN(
-        const auto metrics,
-        ScoreAsServed(samples, config, [&](const FloatTensor& input) {
-          return engine->Forward(input);
-        }));
-    engine.reset();
+    // Score the converted weights as the server will load them, from a
+    // scratch copy, so that the repository only ever sees the final version.
+    std::error_code no_tmp;
+    std::filesystem::path scratch =
+        std::filesystem::temp_directory_path(no_tmp);
+    if (no_tmp) scratch = "/tmp";
+    scratch /= absl::StrCat("unet_convert.", ::getpid());
+    ASSIGN_OR_RETURN(const std::filesystem::path trial,
+                     WriteModelVersion(scratch, "trial", 1, net, config));
+    absl::StatusOr<std::map<std::string, double>> metrics =
+        Score(trial, config);
+    std::error_code ignored;
+    std::filesystem::remove_all(scratch, ignored);
+    if (!metrics.ok()) return metrics.status();
     auto& recorded = *config.mutable_training()->mutable_metrics();
     recorded.clear();
-    recorded.insert(metrics.begin(), metrics.end());
-    std::filesystem::remove_all(out);
-    ASSIGN_OR_RETURN(out, WriteModelVersion(root, name, version, net, config));
+    recorded.insert(metrics->begin(), metrics->end());
   }
+  const std::filesystem::path root = absl::GetFlag(FLAGS_model_root);
+  const std::string name = absl::GetFlag(FLAGS_name);
+  std::error_code error;
+  std::filesystem::create_directories(root, error);
+  ASSIGN_OR_RETURN(const int64_t version, NextVersion(root, name));
+  ASSIGN_OR_RETURN(const std::filesystem::path out,
+                   WriteModelVersion(root, name, version, net, config));
   std::cout << "wrote " << out.string() << "\n";
   return absl::OkStatus();
 }

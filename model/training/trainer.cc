@@ -212,8 +212,7 @@ absl::Status Train(const TrainerOptions& options) {
   net_options.dropout = options.dropout;
   UNet net(net_options);
   if (!start.checkpoint.empty()) {
-    RETURN_IF_ERROR(LoadWeights(net, start.checkpoint / kWeightsFile,
-                                config.weights_precision() == "fp16"));
+    RETURN_IF_ERROR(LoadWeights(net, start.checkpoint / kWeightsFile));
   }
   const torch::Device device(options.device);
   if (device.is_cpu()) torch::set_num_threads(UsableCpus());

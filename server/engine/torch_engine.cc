@@ -118,6 +118,7 @@ class TorchEngine final : public InferenceEngine {
   // a plain LibTorch program would run it; returns images per second.
   absl::StatusOr<double> MeasureRaw(const std::vector<int64_t>& shape,
                                     double seconds) {
+    if (shape.size() != 4) return absl::InvalidArgumentError("not NCHW");
     try {
       UseProcessThreads();
       c10::InferenceMode inference_mode;
@@ -245,7 +246,7 @@ absl::StatusOr<ForwardFn> LoadLibTorch(const std::string& path,
                                        const ModelConfig& config,
                                        const EngineOptions& options) {
   UNet net(OptionsFromArchitecture(config.architecture()));
-  RETURN_IF_ERROR(LoadWeights(net, path, config.weights_precision() == "fp16"));
+  RETURN_IF_ERROR(LoadWeights(net, path));
   net->eval();
   Place(net->parameters(), options);
   Place(net->buffers(), options);
@@ -417,6 +418,14 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     } else {
       ASSIGN_OR_RETURN(forward, LoadLibTorch(path, config, options));
     }
+#ifdef UNET_WITH_CUDA
+    // Placing the weights (dtype, layout) ran kernels on this thread's
+    // stream; the engine's own stream does not wait for it.
+    if (device.is_cuda()) {
+      c10::cuda::getCurrentCUDAStream(device.has_index() ? device.index() : 0)
+          .synchronize();
+    }
+#endif
     engine = std::make_unique<TorchEngine>(device, DtypeOf(options.precision),
                                            options.channels_last,
                                            std::move(forward));

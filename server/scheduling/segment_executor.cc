@@ -159,18 +159,43 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
     for (const auto& job : jobs) job->done(output.status());
     return;
   }
-  const auto shared_output =
-      std::make_shared<const BatchOutput>(*std::move(output));
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    auto* timing = jobs[i]->response->mutable_timing();
+  for (const auto& job : jobs) {
+    // Only the geometry is needed from here on: free the network input, so
+    // that jobs waiting to be finished hold no more than their output.
+    std::vector<float>().swap(job->image.chw);
+    auto* timing = job->response->mutable_timing();
     timing->set_inference_us(inference_us);
     timing->set_batch_size(static_cast<int>(jobs.size()));
-    std::shared_ptr<SegmentJob> job = std::move(jobs[i]);
+  }
+  std::shared_ptr<const BatchOutput> shared_output;
+  const absl::Status shared = Contained("keep the batch's output", [&] {
+    shared_output = std::make_shared<const BatchOutput>(*std::move(output));
+    return absl::OkStatus();
+  });
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!shared.ok()) {
+      jobs[i]->done(shared);
+      continue;
+    }
+    // Moving into a shared_ptr leaves `jobs[i]` as it was if it throws.
+    std::shared_ptr<SegmentJob> job;
+    try {
+      job = std::move(jobs[i]);
+    } catch (const std::bad_alloc&) {
+      jobs[i]->done(absl::ResourceExhaustedError("out of memory"));
+      continue;
+    }
     auto finish = [job, shared_output, i] {
       job->done(Contained("finish the response",
                           [&] { return FinishJob(*job, *shared_output, i); }));
     };
-    if (finisher == nullptr || !finisher->TrySubmit(0, finish).ok()) finish();
+    bool queued = false;
+    try {
+      queued = finisher != nullptr && finisher->TrySubmit(0, finish).ok();
+    } catch (const std::bad_alloc&) {
+      // Finished here instead.
+    }
+    if (!queued) finish();
   }
 }
 

@@ -75,11 +75,9 @@ TEST_F(ModelWriterTest, HalfPrecisionStorageRoundsTheWeightsOnly) {
   EXPECT_LT(half, full * 6 / 10);
   // Loaded back as float32, each weight is the original rounded to half.
   UNet loaded(options);
-  ASSERT_TRUE(LoadWeights(loaded, root_ / "unet/2" / kWeightsFile,
-                          /*stored_as_fp16=*/true)
-                  .ok());
+  ASSERT_TRUE(LoadWeights(loaded, root_ / "unet/2" / kWeightsFile).ok());
   for (const auto& item : net->named_parameters()) {
-    const torch::Tensor& value = loaded->named_parameters()[item.key()];
+    const torch::Tensor value = loaded->named_parameters()[item.key()];
     EXPECT_EQ(value.scalar_type(), torch::kFloat32);
     EXPECT_TRUE(
         torch::equal(value, item.value().to(torch::kHalf).to(torch::kFloat32)))

@@ -105,7 +105,9 @@ TEST(TorchEngineDeviceTest, LabelsFromTheDeviceAreTheArgMaxOfItsLogits) {
 // masks of the six test images agree on at least 99.9 % of pixels.
 TEST(TorchEngineDeviceTest, PrecisionsAndLayoutsAgreeWithFp32) {
   const FloatTensor batch = TestImages(ShippedConfig());
-  const auto reference = Load("fp32", false)->ForwardLabels(batch);
+  const auto fp32 = Load("fp32", false);
+  ASSERT_NE(fp32, nullptr);
+  const auto reference = fp32->ForwardLabels(batch);
   ASSERT_TRUE(reference.ok()) << reference.status();
   struct Variant {
     std::string precision;
@@ -139,6 +141,8 @@ TEST(TorchEngineDeviceTest, TwoInstancesOnOneDeviceRunAtOnce) {
   const FloatTensor batch = TestImages(ShippedConfig());
   std::unique_ptr<InferenceEngine> instances[2] = {Load("fp32", false),
                                                    Load("fp32", false)};
+  ASSERT_NE(instances[0], nullptr);
+  ASSERT_NE(instances[1], nullptr);
   const auto reference = instances[0]->ForwardLabels(batch);
   ASSERT_TRUE(reference.ok()) << reference.status();
   std::mutex mutex;
