@@ -17,9 +17,10 @@
 # deadline; the training runs on the GPU while the rest builds and the whole
 # suite (ctest) runs; the device tests, which measure the card's memory, and
 # the benchmark have the GPU to themselves.
-# OUT gets summary.txt, results.tar.gz (logs, benchmark tables, the trained
-# version's model.json and training log) and the trained weights in parts
-# of 15 MiB (model.pt.part-*), which the device tool brings back.
+# OUT gets summary.txt, highlights.txt, bench.txt (the benchmark tables),
+# results.tar.gz (all logs, the trained version's model.json and training
+# log) and the trained weights in parts of 15 MiB (model.pt.part-*): at
+# most 8 files, which the device tool brings back.
 set -uo pipefail
 out=$(realpath -m "${1:?usage: gpu_check.sh OUT [--cpu]}")
 mode=gpu
@@ -116,7 +117,7 @@ collect() {
   echo "== summary"
   cat "$summary"
   echo "== benchmark tables"
-  grep -hE '^(\||limit|model)' "$out"/bench-*.txt 2>/dev/null
+  grep -hE '^(\||limit|model)' "$out/bench.txt" 2>/dev/null
 }
 trap collect EXIT
 
@@ -170,6 +171,6 @@ if wants bench; then
       --model_root "$root" --device "$device" --precision "$precision" \
       --channels_last --instances 2 --max_batch_size "$bench_batch" \
       --max_queue_delay_us 0 --concurrency 1,64 --seconds "$bench_seconds"
-    grep -vE '^[0-9]{4}-' "$logs/bench-$model.log" >"$out/bench-$model.txt"
+    grep -vE '^[0-9]{4}-' "$logs/bench-$model.log" >>"$out/bench.txt"
   done
 fi
