@@ -49,22 +49,25 @@ Tile RandomTile(const Sample& sample, int input_side, float mean, float stddev,
   std::uniform_int_distribution<int> y_at(0, std::max(0, rows - output_side));
   std::uniform_int_distribution<int> x_at(0, std::max(0, cols - output_side));
   const int y = y_at(random), x = x_at(random);
-  cv::Mat input;
+  // OpenCV writes straight into the tensors' memory: no ATen copy kernels,
+  // which on the prefetch threads would each start a thread team.
+  const cv::Rect window(x, y, output_side, output_side);
+  Tile tile;
+  tile.input = torch::empty({1, 1, input_side, input_side});
+  cv::Mat input(input_side, input_side, CV_32F, tile.input.data_ptr<float>());
   image(cv::Rect(x, y, input_side, input_side))
       .convertTo(input, CV_32F, 1.0 / (255.0 * stddev), -mean / stddev);
-  cv::Mat target;
-  sample.label(cv::Rect(x, y, output_side, output_side))
-      .convertTo(target, CV_64F);
-  const cv::Mat weights =
-      sample.weights(cv::Rect(x, y, output_side, output_side)).clone();
-  Tile tile;
-  tile.input =
-      torch::from_blob(input.data, {1, 1, input_side, input_side}).clone();
-  tile.target = torch::from_blob(target.data, {1, output_side, output_side},
-                                 torch::kFloat64)
-                    .to(torch::kLong);
-  tile.weights =
-      torch::from_blob(weights.data, {1, output_side, output_side}).clone();
+  tile.weights = torch::empty({1, output_side, output_side});
+  cv::Mat weights(output_side, output_side, CV_32F,
+                  tile.weights.data_ptr<float>());
+  sample.weights(window).copyTo(weights);
+  CV_Assert(sample.label.type() == CV_8U);
+  tile.target = torch::empty({1, output_side, output_side}, torch::kLong);
+  int64_t* target = tile.target.data_ptr<int64_t>();
+  for (int row = 0; row < output_side; ++row) {
+    const uint8_t* label = sample.label.ptr<uint8_t>(y + row) + x;
+    for (int col = 0; col < output_side; ++col) *target++ = label[col];
+  }
   return tile;
 }
 
