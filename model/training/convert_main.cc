@@ -19,8 +19,7 @@
 #include "model/model_repository.h"
 #include "model/model_writer.h"
 #include "model/training/dataset.h"
-#include "model/training/validation.h"
-#include "server/engine/torch_engine.h"
+#include "model/training/score_version.h"
 
 ABSL_FLAG(std::string, version_dir, "", "the LibTorch version to convert");
 ABSL_FLAG(std::string, model_root, "", "model repository to write into");
@@ -31,18 +30,6 @@ ABSL_FLAG(std::string, data, "",
 
 namespace unet {
 namespace {
-
-// The metrics of the version in `dir` on --data, segmented as served.
-absl::StatusOr<std::map<std::string, double>> Score(
-    const std::filesystem::path& dir, const ModelConfig& config) {
-  ASSIGN_OR_RETURN(std::unique_ptr<InferenceEngine> engine,
-                   LoadTorchEngine(dir, config, EngineOptions()));
-  ASSIGN_OR_RETURN(const std::vector<Sample> samples,
-                   LoadLabelledImages(absl::GetFlag(FLAGS_data)));
-  return ScoreAsServed(samples, config, [&](const FloatTensor& input) {
-    return engine->Forward(input);
-  });
-}
 
 absl::Status Run() {
   const std::filesystem::path in = absl::GetFlag(FLAGS_version_dir);
@@ -63,8 +50,11 @@ absl::Status Run() {
     scratch /= absl::StrCat("unet_convert.", ::getpid());
     ASSIGN_OR_RETURN(const std::filesystem::path trial,
                      WriteModelVersion(scratch, "trial", 1, net, config));
+    absl::StatusOr<std::vector<Sample>> samples =
+        LoadLabelledImages(absl::GetFlag(FLAGS_data));
     absl::StatusOr<std::map<std::string, double>> metrics =
-        Score(trial, config);
+        samples.ok() ? ScoreVersion(trial, config, *samples, EngineOptions())
+                     : samples.status();
     std::error_code ignored;
     std::filesystem::remove_all(scratch, ignored);
     if (!metrics.ok()) return metrics.status();

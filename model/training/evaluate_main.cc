@@ -12,8 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "model/model_repository.h"
 #include "model/training/dataset.h"
-#include "model/training/validation.h"
-#include "server/engine/torch_engine.h"
+#include "model/training/score_version.h"
 
 ABSL_FLAG(std::string, version_dir, "", "a model version directory");
 ABSL_FLAG(std::string, data, "", "folder with image/N.png and label/N.png");
@@ -26,17 +25,12 @@ absl::Status Run() {
   const std::filesystem::path dir = absl::GetFlag(FLAGS_version_dir);
   absl::StatusOr<ModelConfig> config = ReadModelConfig(dir / kConfigFile);
   if (!config.ok()) return config.status();
-  EngineOptions options;
-  options.device = absl::GetFlag(FLAGS_device);
-  absl::StatusOr<std::unique_ptr<InferenceEngine>> engine =
-      LoadTorchEngine(dir, *config, options);
-  if (!engine.ok()) return engine.status();
   absl::StatusOr<std::vector<Sample>> samples =
       LoadLabelledImages(absl::GetFlag(FLAGS_data));
   if (!samples.ok()) return samples.status();
-  const auto metrics = ScoreAsServed(
-      *samples, *config,
-      [&](const FloatTensor& input) { return (*engine)->Forward(input); });
+  EngineOptions options;
+  options.device = absl::GetFlag(FLAGS_device);
+  const auto metrics = ScoreVersion(dir, *config, *samples, options);
   if (!metrics.ok()) return metrics.status();
   std::cout << absl::StrFormat("%s on %d images:\n", dir.string(),
                                samples->size());
