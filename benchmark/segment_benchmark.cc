@@ -1,9 +1,14 @@
 // segment_benchmark: what the server costs against the raw forward pass.
 //
-// Starts the real server in-process on loopback, measures the raw in-process
-// forward throughput of the same model version at the same batch size, input
-// size and precision (the limit), then sweeps the number of concurrent
-// Segment callers and prints one Markdown table.
+// Starts the real server in-process on loopback (planning on CPUs as the
+// binary does, unless --instances, --cpu_threads or --max_batch_size fix the
+// plan), measures the raw in-process forward throughput of the same model
+// version (the limit), then sweeps the number of concurrent Segment callers
+// and prints Markdown tables. On CPUs the limit is the best of the
+// planner's candidate plans run raw: that many engines side by side, each
+// running the module alone; on a GPU, the served engine at each batch size.
+// With --server it only drives a server that is already running (another
+// build, or benchmark/python_baseline_server.py).
 //
 //   build/bin/segment_benchmark --concurrency=1,4,16,64 --seconds=20
 
@@ -13,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -27,11 +33,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/cpu_threads.h"
+#include "common/machine_memory.h"
 #include "common/status_macros.h"
 #include "model/imaging/preprocess.h"
 #include "model/model_config.h"
 #include "model/model_repository.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "server/engine/cpu_planner.h"
 #include "server/engine/torch_engine.h"
 #include "server/imaging/image_decoder.h"
 #include "server/segmentation_server.h"
@@ -42,9 +51,14 @@ ABSL_FLAG(std::string, image, UNET_DEFAULT_IMAGE, "request image");
 ABSL_FLAG(std::string, device, "", "as the server's --device");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 or bf16");
 ABSL_FLAG(bool, channels_last, false, "channels-last convolutions");
-ABSL_FLAG(int, instances, 1, "model instances per device");
+ABSL_FLAG(int, instances, 0, "as the server's --instances");
 ABSL_FLAG(int, cpu_threads, 0, "as the server's --cpu_threads");
-ABSL_FLAG(int, max_batch_size, 8, "server batch limit and raw batch size");
+ABSL_FLAG(int, max_batch_size, 0,
+          "as the server's flag; also the largest raw batch timed");
+ABSL_FLAG(double, plan_seconds, 12, "as the server's --plan_seconds");
+ABSL_FLAG(std::string, server, "",
+          "HOST:PORT of a running server to load instead (no raw limit)");
+ABSL_FLAG(std::string, label, "", "names the server in the output");
 ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
 ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");
 ABSL_FLAG(double, seconds, 20, "measured seconds per concurrency level");
@@ -152,7 +166,186 @@ LevelResult RunLevel(const std::string& address, const std::string& image,
   return result;
 }
 
+// The limit a server is held to: the best raw in-process throughput, and
+// per batch size the best raw throughput at that batch.
+struct Limit {
+  double images_per_second = 0;
+  std::map<int, double> by_batch;
+};
+
+// GPU (or fixed plans): the served engine alone at each batch size up to
+// `max_batch`, from a fresh thread, as the server's workers call it. "raw"
+// is the module alone on a batch already on the device, synchronised after
+// each pass, as a plain LibTorch program runs it; "engine pass" adds what
+// serving must do per batch: the copy in, the arg max and the copy of the
+// labels back.
+absl::StatusOr<Limit> TimeBatches(InferenceEngine& engine,
+                                  const PreparedImage& prepared, int max_batch,
+                                  double seconds) {
+  std::cout << "| batch | raw forward images/s | raw ms per batch "
+               "| engine pass images/s |\n"
+               "|---:|---:|---:|---:|\n";
+  std::vector<int> batches;
+  for (int batch = 1; batch < max_batch; batch *= 2) batches.push_back(batch);
+  batches.push_back(max_batch);
+  Limit limit;
+  double raw_single = 0;
+  int best_batch = 1;
+  for (int batch : batches) {
+    absl::StatusOr<double> raw, pass;
+    std::thread([&] {
+      raw = MeasureRawForward(engine,
+                              {batch, prepared.channels, prepared.padded_height,
+                               prepared.padded_width},
+                              seconds / 2);
+      pass = EnginePassThroughput(engine, prepared, batch, seconds / 2);
+    }).join();
+    RETURN_IF_ERROR(raw.status());
+    RETURN_IF_ERROR(pass.status());
+    limit.by_batch[batch] = *raw;
+    if (batch == 1) raw_single = *raw;
+    if (*raw > limit.images_per_second) {
+      limit.images_per_second = *raw;
+      best_batch = batch;
+    }
+    std::cout << absl::StrFormat("| %d | %.2f | %.2f | %.2f |", batch, *raw,
+                                 1000.0 * batch / *raw, *pass)
+              << std::endl;
+  }
+  std::cout << absl::StrFormat(
+      "\nlimit: raw batch %d, %.2f images/s; raw batch-1 latency %.2f ms\n\n",
+      best_batch, limit.images_per_second, 1000.0 / raw_single);
+  return limit;
+}
+
+// CPUs: every candidate plan of the server's planner, timed raw: that many
+// fresh engines of the version side by side, each on its own thread with
+// the plan's intra-op threads, running the module alone. The best is the
+// CPU limit; the batch-1 latency of one engine alone at each thread count is
+// what a request on an idle server cannot beat.
+absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
+                                   const ModelConfig& config,
+                                   const EngineOptions& engine_options,
+                                   const PreparedImage& prepared,
+                                   double seconds) {
+  const std::vector<CpuPlan> plans = CpuPlanCandidates(UsableCpus(), 2);
+  std::vector<std::unique_ptr<InferenceEngine>> engines;
+  for (const CpuPlan& plan : plans) {
+    while (static_cast<int>(engines.size()) < plan.instances) {
+      ASSIGN_OR_RETURN(auto engine,
+                       LoadTorchEngine(version_dir, config, engine_options));
+      engines.push_back(std::move(engine));
+    }
+  }
+  const PassFn raw_pass = [&](int instance, int batch) {
+    return RunRawForward(*engines[instance],
+                         {batch, prepared.channels, prepared.padded_height,
+                          prepared.padded_width});
+  };
+  auto time_plan = [&](const CpuPlan& plan) {
+    return TimeCpuPlan(plan, raw_pass, SetCpuThreads,
+                       absl::Seconds(seconds / 2), /*min_passes=*/3);
+  };
+  std::cout << "| raw plan (instances x threads, batch) | raw images/s "
+               "| raw batch-1 ms, one instance at these threads |\n"
+               "|---|---:|---:|\n";
+  Limit limit;
+  std::map<int, double> latency_ms;  // threads -> ms
+  std::string best_plan;
+  for (const CpuPlan& plan : plans) {
+    if (!latency_ms.count(plan.threads)) {
+      ASSIGN_OR_RETURN(const double alone, time_plan({1, plan.threads, 1}));
+      latency_ms[plan.threads] = 1000.0 / alone;
+    }
+    double rate = 1000.0 / latency_ms[plan.threads];
+    if (!(plan == CpuPlan{1, plan.threads, 1})) {
+      ASSIGN_OR_RETURN(rate, time_plan(plan));
+    }
+    const std::string name = absl::StrFormat(
+        "%d x %d, batch %d", plan.instances, plan.threads, plan.max_batch_size);
+    double& at_batch = limit.by_batch[plan.max_batch_size];
+    at_batch = std::max(at_batch, rate);
+    if (rate > limit.images_per_second) {
+      limit.images_per_second = rate;
+      best_plan = name;
+    }
+    std::cout << absl::StrFormat("| %s | %.2f | %.1f |", name, rate,
+                                 latency_ms[plan.threads])
+              << std::endl;
+  }
+  const auto fastest = std::min_element(
+      latency_ms.begin(), latency_ms.end(),
+      [](const auto& a, const auto& b) { return a.second < b.second; });
+  std::cout << absl::StrFormat(
+      "\nlimit: raw plan %s, %.2f images/s; best raw batch-1 latency %.1f ms "
+      "(%d threads)\n\n",
+      best_plan, limit.images_per_second, fastest->second, fastest->first);
+  return limit;
+}
+
+// Sweeps --concurrency against `address` and prints one table; the columns
+// against the limit only when there is one.
+absl::Status RunLevels(const std::string& address, const std::string& image,
+                       const Limit* limit) {
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  if (limit != nullptr) {
+    // "vs same batch" compares with the raw pass at the measured batch size
+    // nearest the server's mean batch: the cost of serving that batch.
+    std::cout << "| concurrency | images/s | vs limit | vs same batch "
+                 "| p50 ms | p95 ms | p99 ms | mean batch | completed "
+                 "| failed |\n"
+                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  } else {
+    std::cout << "| concurrency | images/s | p50 ms | p95 ms | p99 ms "
+                 "| completed | failed |\n"
+                 "|---:|---:|---:|---:|---:|---:|---:|\n";
+  }
+  for (absl::string_view level :
+       absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
+    int concurrency = 0;
+    if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
+      return absl::InvalidArgumentError("bad --concurrency");
+    }
+    const LevelResult r = RunLevel(address, image, concurrency, seconds);
+    const double throughput = r.completed / r.seconds;
+    if (limit == nullptr) {
+      std::cout << absl::StrFormat(
+                       "| %d | %.2f | %.2f | %.2f | %.2f | %d | %d |",
+                       r.concurrency, throughput, r.p50_ms, r.p95_ms, r.p99_ms,
+                       r.completed, r.failed)
+                << std::endl;
+      continue;
+    }
+    const auto same_batch =
+        std::min_element(limit->by_batch.begin(), limit->by_batch.end(),
+                         [&](const auto& a, const auto& b) {
+                           return std::abs(a.first - r.mean_batch) <
+                                  std::abs(b.first - r.mean_batch);
+                         });
+    std::cout << absl::StrFormat(
+                     "| %d | %.2f | %.2f | %.2f (batch %d) | %.2f | %.2f | "
+                     "%.2f | %.2f | %d | %d |",
+                     r.concurrency, throughput,
+                     throughput / limit->images_per_second,
+                     throughput / same_batch->second, same_batch->first,
+                     r.p50_ms, r.p95_ms, r.p99_ms, r.mean_batch, r.completed,
+                     r.failed)
+              << std::endl;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run() {
+  std::ifstream file(absl::GetFlag(FLAGS_image), std::ios::binary);
+  std::stringstream bytes;
+  bytes << file.rdbuf();
+  if (!absl::GetFlag(FLAGS_server).empty()) {
+    std::cout << absl::StrFormat(
+        "server %s at %s, image %s\n\n", absl::GetFlag(FLAGS_label),
+        absl::GetFlag(FLAGS_server), absl::GetFlag(FLAGS_image));
+    return RunLevels(absl::GetFlag(FLAGS_server), bytes.str(), nullptr);
+  }
+
   ServerOptions options;
   options.address = "127.0.0.1";
   options.port = 0;
@@ -161,8 +354,12 @@ absl::Status Run() {
   options.model_root = absl::GetFlag(FLAGS_model_root);
   options.default_model = absl::GetFlag(FLAGS_model);
   options.devices = absl::GetFlag(FLAGS_device);
-  options.instances_per_device = absl::GetFlag(FLAGS_instances);
+  options.instances_per_device = std::max(absl::GetFlag(FLAGS_instances), 1);
   options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
+  options.plan_cpu_execution = absl::GetFlag(FLAGS_instances) == 0 &&
+                               absl::GetFlag(FLAGS_cpu_threads) == 0 &&
+                               absl::GetFlag(FLAGS_max_batch_size) == 0;
+  options.planner.budget = absl::Seconds(absl::GetFlag(FLAGS_plan_seconds));
   options.engine.precision = absl::GetFlag(FLAGS_precision);
   options.engine.channels_last = absl::GetFlag(FLAGS_channels_last);
   options.batcher.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
@@ -173,101 +370,42 @@ absl::Status Run() {
                    SegmentationServer::Start(options));
   ASSIGN_OR_RETURN(const std::shared_ptr<const LoadedModel> model,
                    server->models().Find(options.default_model, 0));
+  const segmentation::v1::ExecutionPlan& plan = server->execution_plan();
 
-  // The raw limit: the same version, device and precision, in-process.
-  std::ifstream file(absl::GetFlag(FLAGS_image), std::ios::binary);
-  std::stringstream bytes;
-  bytes << file.rdbuf();
   segmentation::v1::Image image;
   image.set_encoded(bytes.str());
   ASSIGN_OR_RETURN(const cv::Mat pixels,
                    DecodeImage(image, DecodeLimits{int64_t{1} << 30, 65536}));
   ASSIGN_OR_RETURN(const PreparedImage prepared,
                    Preprocess(pixels, model->config));
-  const double seconds = absl::GetFlag(FLAGS_seconds);
-  const int max_batch = options.batcher.max_batch_size;
-  InferenceEngine& engine = *model->engines.front();
-
   std::cout << absl::StrFormat(
       "model %s v%d (%s, channels %s), device %s, precision %s%s, "
-      "image %dx%d -> input %dx%d, max_batch_size %d, "
-      "max_queue_delay_us %d, instances %d\n\n",
+      "image %dx%d -> input %dx%d, plan (%s): %d instances x %d threads, "
+      "max_batch_size %d, max_queue_delay_us %d\n\n",
       model->name, model->version, model->config.format(),
       absl::StrJoin(model->config.architecture().channels(), "/"),
       model->devices(), options.engine.precision,
       options.engine.channels_last ? " channels-last" : "", prepared.width,
-      prepared.height, prepared.padded_width, prepared.padded_height, max_batch,
-      absl::GetFlag(FLAGS_max_queue_delay_us), options.instances_per_device);
-  // The limit is the best raw throughput at any batch size the server may
-  // form: on a CPU larger batches can be slower. "raw" is the module alone on
-  // a batch already on the device, synchronised after each pass, as a plain
-  // LibTorch program runs it; "engine pass" adds what serving must do per
-  // batch: the copy in, the arg max and the copy of the labels back.
-  std::cout << "| batch | raw forward images/s | raw ms per batch "
-               "| engine pass images/s |\n"
-               "|---:|---:|---:|---:|\n";
-  double raw_best = 0, raw_single = 0;
-  int best_batch = 1;
-  std::map<int, double> raw_by_batch;
-  std::vector<int> raw_batches;
-  for (int batch = 1; batch < max_batch; batch *= 2)
-    raw_batches.push_back(batch);
-  raw_batches.push_back(max_batch);
-  const std::vector<int64_t> image_shape = {
-      prepared.channels, prepared.padded_height, prepared.padded_width};
-  for (int batch : raw_batches) {
-    // From a fresh thread, as the server's workers call the engine.
-    absl::StatusOr<double> raw, pass;
-    std::thread([&] {
-      raw = MeasureRawForward(
-          engine, {batch, image_shape[0], image_shape[1], image_shape[2]},
-          seconds / 2);
-      pass = EnginePassThroughput(engine, prepared, batch, seconds / 2);
-    }).join();
-    RETURN_IF_ERROR(raw.status());
-    RETURN_IF_ERROR(pass.status());
-    raw_by_batch[batch] = *raw;
-    if (batch == 1) raw_single = *raw;
-    if (*raw > raw_best) {
-      raw_best = *raw;
-      best_batch = batch;
-    }
-    std::cout << absl::StrFormat("| %d | %.2f | %.2f | %.2f |", batch, *raw,
-                                 1000.0 * batch / *raw, *pass)
-              << std::endl;
+      prepared.height, prepared.padded_width, prepared.padded_height,
+      plan.chosen_by(), plan.instances_per_device(),
+      plan.threads_per_instance(), plan.max_batch_size(),
+      absl::GetFlag(FLAGS_max_queue_delay_us));
+  Limit limit;
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  if (model->devices() == "cpu") {
+    EngineOptions engine_options;
+    engine_options.precision = options.engine.precision;
+    engine_options.channels_last = options.engine.channels_last;
+    ASSIGN_OR_RETURN(
+        limit, TimeCpuPlans(std::filesystem::path(options.model_root) /
+                                model->name / absl::StrCat(model->version),
+                            model->config, engine_options, prepared, seconds));
+  } else {
+    ASSIGN_OR_RETURN(limit, TimeBatches(*model->engines.front(), prepared,
+                                        plan.max_batch_size(), seconds));
   }
-  std::cout << absl::StrFormat(
-      "\nlimit: raw batch %d, %.2f images/s; raw batch-1 latency %.2f ms\n\n",
-      best_batch, raw_best, 1000.0 / raw_single);
-  // "vs same batch" compares with the raw pass at the measured batch size
-  // nearest the server's mean batch: the cost of serving that batch.
-  std::cout << "| concurrency | images/s | vs limit | vs same batch | p50 ms "
-               "| p95 ms | p99 ms | mean batch | completed | failed |\n"
-               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-  const std::string address = absl::StrCat("127.0.0.1:", server->port());
-  for (absl::string_view level :
-       absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
-    int concurrency = 0;
-    if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
-      return absl::InvalidArgumentError("bad --concurrency");
-    }
-    const LevelResult r = RunLevel(address, bytes.str(), concurrency, seconds);
-    const double throughput = r.completed / r.seconds;
-    const auto same_batch =
-        std::min_element(raw_by_batch.begin(), raw_by_batch.end(),
-                         [&](const auto& a, const auto& b) {
-                           return std::abs(a.first - r.mean_batch) <
-                                  std::abs(b.first - r.mean_batch);
-                         });
-    std::cout << absl::StrFormat(
-                     "| %d | %.2f | %.2f | %.2f (batch %d) | %.2f | %.2f | "
-                     "%.2f | %.2f | %d | %d |",
-                     r.concurrency, throughput, throughput / raw_best,
-                     throughput / same_batch->second, same_batch->first,
-                     r.p50_ms, r.p95_ms, r.p99_ms, r.mean_batch, r.completed,
-                     r.failed)
-              << std::endl;
-  }
+  RETURN_IF_ERROR(RunLevels(absl::StrCat("127.0.0.1:", server->port()),
+                            bytes.str(), &limit));
   server->Drain();
   return absl::OkStatus();
 }
@@ -276,6 +414,7 @@ absl::Status Run() {
 }  // namespace unet
 
 int main(int argc, char** argv) {
+  unet::TuneAllocatorForServing();  // as the server binary runs
   absl::ParseCommandLine(argc, argv);
   const absl::Status status = unet::Run();
   if (!status.ok()) {

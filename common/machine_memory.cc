@@ -1,5 +1,6 @@
 #include "common/machine_memory.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,16 @@ int64_t UsableMemoryBytes() {
     }
   }
   return usable;
+}
+
+void TuneAllocatorForServing() {
+  // glibc's largest mmap threshold; fixing it also stops the sliding
+  // threshold from moving large buffers into the heap.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  // Freed heap memory is kept for the next pass up to this much per arena
+  // (one arena per busy thread), instead of being trimmed and faulted in
+  // again.
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 }  // namespace unet

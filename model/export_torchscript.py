@@ -81,6 +81,22 @@ class UNet(nn.Module):
         return x
 
 
+def load_version(version_dir):
+    """Returns (net, model.json) of a version, LibTorch-format or
+    TorchScript: model/unet.cc names its layers as this U-Net does."""
+    with open(os.path.join(version_dir, "model.json")) as f:
+        config = json.load(f)
+    arch = config["architecture"]
+    net = UNet(arch["input_channels"], arch["num_classes"], arch["channels"],
+               arch.get("retain_dim", False))
+    weights = torch.jit.load(os.path.join(version_dir, "model.pt"),
+                             map_location="cpu")
+    net.load_state_dict({k: v.float() for k, v in
+                         weights.state_dict().items()})
+    net.eval()
+    return net, config
+
+
 def output_side(side, levels):
     """Returns the output side for an input side, or None if not valid."""
     for _ in range(levels - 1):

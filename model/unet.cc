@@ -18,6 +18,41 @@ torch::Tensor CenterCrop(const torch::Tensor& x, int64_t height,
   return x.narrow(2, top, height).narrow(3, left, width);
 }
 
+// LibTorch runs 2x2 stride-2 transposed convolutions on CPUs through its
+// generic BLAS (slow_conv_transpose2d), and 1x1 convolutions too when a pass
+// has one thread; with Debian's reference BLAS that was a fifth of a pass
+// (docs/performance.md). Both are 1x1 convolutions, the transposed one
+// followed by a pixel shuffle, which oneDNN runs directly. Only without
+// gradients: training keeps the modules' own autograd path.
+bool UseOneDnn(const torch::Tensor& x) {
+  return x.is_cpu() && x.scalar_type() == torch::kFloat32 && at::hasMKLDNN() &&
+         !torch::GradMode::is_enabled();
+}
+
+torch::Tensor OneByOne(const torch::Tensor& x, const torch::Tensor& weight,
+                       const torch::Tensor& bias) {
+  return at::mkldnn_convolution(x, weight, bias, /*padding=*/{0, 0},
+                                /*stride=*/{1, 1}, /*dilation=*/{1, 1},
+                                /*groups=*/1);
+}
+
+torch::Tensor UpConvolve(torch::nn::ConvTranspose2dImpl& up,
+                         const torch::Tensor& x) {
+  if (!UseOneDnn(x)) return up.forward(x);
+  // weight (in, out, 2, 2) -> (out * 4, in, 1, 1), channel o * 4 + dy * 2 +
+  // dx feeding output pixel (2y + dy, 2x + dx), as pixel_shuffle reads it.
+  const torch::Tensor& w = up.weight;
+  const torch::Tensor as_one_by_one =
+      w.permute({1, 2, 3, 0}).reshape({w.size(1) * 4, w.size(0), 1, 1});
+  return torch::pixel_shuffle(
+      OneByOne(x, as_one_by_one.contiguous(), up.bias.repeat_interleave(4)), 2);
+}
+
+torch::Tensor Head(torch::nn::Conv2dImpl& head, const torch::Tensor& x) {
+  if (!UseOneDnn(x)) return head.forward(x);
+  return OneByOne(x, head.weight, head.bias);
+}
+
 // Draws weights from a Gaussian with standard deviation sqrt(2 / N), N the
 // incoming nodes of a neuron, as the paper does; biases start at zero.
 void InitializeAsPaper(torch::nn::Module& module) {
@@ -154,12 +189,12 @@ torch::Tensor UNetImpl::forward(torch::Tensor x) {
   }
   x = dropout_(x);
   for (size_t step = 0; step < upconvs_->size(); ++step) {
-    x = upconvs_[step]->as<torch::nn::ConvTranspose2d>()->forward(x);
+    x = UpConvolve(*upconvs_[step]->as<torch::nn::ConvTranspose2d>(), x);
     const torch::Tensor& skip = skips[skips.size() - 1 - step];
     x = torch::cat({x, CenterCrop(skip, x.size(2), x.size(3))}, 1);
     x = decoder_[step]->as<DoubleConv>()->forward(x);
   }
-  x = head_(x);
+  x = Head(*head_, x);
   if (options_.retain_dim) {
     x = F::interpolate(x, F::InterpolateFuncOptions()
                               .size(std::vector<int64_t>{in_height, in_width})

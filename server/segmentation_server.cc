@@ -10,11 +10,13 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/cpu_threads.h"
 #include "common/log.h"
 #include "common/machine_memory.h"
 #include "common/status_macros.h"
+#include "model/unet_geometry.h"
 
 namespace unet {
 namespace {
@@ -48,6 +50,70 @@ void DeriveMemoryBounds(ServerOptions& options) {
   if (options.grpc_memory_bytes == 0) {
     options.grpc_memory_bytes = Clamp(usable / 16, 256 * kMiB, 1024 * kMiB);
   }
+}
+
+// Loads the default model's served version once per candidate instance
+// (as the server would), times the candidate plans on it at the padded size
+// of a warm-up image, and writes the fastest into `options`.
+absl::Status PlanCpuExecution(ServerOptions& options) {
+  const int cpus = UsableCpus();
+  const std::vector<CpuPlan> candidates = CpuPlanCandidates(cpus, 2);
+  int most_instances = 1;
+  for (const CpuPlan& plan : candidates) {
+    most_instances = std::max(most_instances, plan.instances);
+  }
+  ServerMetrics scratch_metrics;
+  ModelManager probe(
+      options.model_root, options.default_model,
+      [&](const std::filesystem::path& dir, const ModelConfig& config, int) {
+        EngineOptions engine = options.engine;
+        engine.device = "cpu";
+        return LoadTorchEngine(dir, config, engine);
+      },
+      most_instances, scratch_metrics, options.pinned_versions);
+  RETURN_IF_ERROR(probe.LoadAll());
+  ASSIGN_OR_RETURN(const std::shared_ptr<const LoadedModel> model,
+                   probe.Find("", 0));
+  const auto& arch = model->config.architecture();
+  const int levels = arch.channels_size();
+  const int64_t side = NextValidInputSide(
+      options.engine.warmup_image_side + 2 * ContextMargin(levels), levels);
+  FloatTensor sample{{1, arch.input_channels(), side, side}, {}};
+  sample.values.assign(arch.input_channels() * side * side, 0.5f);
+  LogEvent("planning", {{"model", model->name},
+                        {"version", absl::StrCat(model->version)},
+                        {"input", absl::StrCat(side, "x", side)},
+                        {"candidates", absl::StrCat(candidates.size())}});
+  const absl::StatusOr<CpuPlanChoice> choice = ChooseCpuPlan(
+      model->engines, sample, candidates, SetCpuThreads, options.planner);
+  if (!choice.ok()) {
+    // The server still serves, with the plain rule: one instance.
+    LogEvent("planning_failed", {{"message", choice.status().message()}});
+    options.service.execution_plan.set_chosen_by("flags");
+    return absl::OkStatus();
+  }
+  std::vector<std::string> tried;
+  for (const PlanMeasurement& m : choice->measured) {
+    tried.push_back(absl::StrFormat("%dx%d/b%d:%.2f/s:%.0fms", m.plan.instances,
+                                    m.plan.threads, m.plan.max_batch_size,
+                                    m.images_per_second, m.latency_ms));
+  }
+  const CpuPlan& plan = choice->plan;
+  LogEvent("cpu_plan",
+           {{"instances", absl::StrCat(plan.instances)},
+            {"threads", absl::StrCat(plan.threads)},
+            {"max_batch_size", absl::StrCat(plan.max_batch_size)},
+            {"measured", absl::StrJoin(tried, " ")},
+            {"planning_ms",
+             absl::StrCat(absl::ToInt64Milliseconds(choice->spent))}});
+  options.instances_per_device = plan.instances;
+  options.cpu_threads = plan.threads;
+  options.batcher.max_batch_size = plan.max_batch_size;
+  auto& reported = options.service.execution_plan;
+  reported.set_chosen_by("measured");
+  reported.set_measured_images_per_second(choice->chosen.images_per_second);
+  reported.set_measured_latency_ms(choice->chosen.latency_ms);
+  return absl::OkStatus();
 }
 
 int WaitForStopSignal(const sigset_t& signals) {
@@ -84,6 +150,10 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
   const bool cuda =
       std::any_of(devices.begin(), devices.end(),
                   [](const std::string& d) { return d != "cpu"; });
+  options.service.execution_plan.set_chosen_by("flags");
+  if (options.plan_cpu_execution && !cuda) {
+    RETURN_IF_ERROR(PlanCpuExecution(options));
+  }
   if (options.batcher.max_batch_size == 0) {
     // On the CPUs measured (docs/performance.md) a larger batch lowers the
     // U-Net's throughput; on GPUs it raises it.
@@ -108,6 +178,10 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
                           options.instances_per_device);
   }
   SetCpuThreads(options.cpu_threads);
+  auto& reported = options.service.execution_plan;
+  reported.set_instances_per_device(options.instances_per_device);
+  reported.set_threads_per_instance(options.cpu_threads);
+  reported.set_max_batch_size(options.batcher.max_batch_size);
   DeriveMemoryBounds(options);
   if (options.service.max_input_pixels == 0) {
     options.service.max_input_pixels =

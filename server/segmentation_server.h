@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/api/segmentation_service.h"
+#include "server/engine/cpu_planner.h"
 #include "server/engine/torch_engine.h"
 #include "server/lifecycle/model_manager.h"
 #include "server/lifecycle/model_watcher.h"
@@ -36,6 +37,11 @@ struct ServerOptions {
   std::string devices;
   int instances_per_device = 1;  // model instances, each with a worker
   int cpu_threads = 0;  // intra-op threads per CPU worker; 0: DefaultCpuThreads
+  // On CPUs alone: time candidate plans (cpu_planner.h) on the default model
+  // before serving and replace instances_per_device, cpu_threads and
+  // batcher.max_batch_size with the fastest; ignored with a GPU.
+  bool plan_cpu_execution = false;
+  PlannerOptions planner;
   // Threads that crop and encode masks beside the workers (ExecutorOptions);
   // -1: with a GPU the usable CPUs up to 8, on CPUs alone 0 (the cores are
   // the network's).
@@ -72,6 +78,10 @@ class SegmentationServer {
   int port() const { return port_; }
   int metrics_port() const { return http_->port(); }
   const ModelManager& models() const { return models_; }
+  // How the server runs its passes (measured or from the flags).
+  const segmentation::v1::ExecutionPlan& execution_plan() const {
+    return options_.service.execution_plan;
+  }
 
  private:
   SegmentationServer(const ServerOptions& options,

@@ -1,7 +1,5 @@
 // segmentation_server: serves U-Net segmentation over gRPC.
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -12,6 +10,7 @@
 #include "absl/time/time.h"
 #include "common/cpu_threads.h"
 #include "common/log.h"
+#include "common/machine_memory.h"
 #include "server/imaging/opencv_limits.h"
 #include "server/segmentation_server.h"
 
@@ -30,13 +29,18 @@ ABSL_FLAG(int, poll_interval_s, 10,
 ABSL_FLAG(std::string, device, "",
           "cpu, cuda, cuda:N, or a comma-separated list such as "
           "cuda:0,cuda:1 (empty: cuda:0 when available, else cpu)");
-ABSL_FLAG(int, instances, 1, "model instances (workers) per device");
+ABSL_FLAG(int, instances, 0,
+          "model instances (workers) per device (0: 1 with a GPU; on CPUs "
+          "alone, with --cpu_threads and --max_batch_size also 0, the "
+          "fastest plan measured at start-up)");
+ABSL_FLAG(double, plan_seconds, 12,
+          "on CPUs, time for measuring the candidate execution plans");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 (CUDA only) or bf16");
 ABSL_FLAG(bool, channels_last, false,
           "run convolutions in channels-last layout (pays on tensor cores)");
 ABSL_FLAG(int, cpu_threads, 0,
-          "LibTorch intra-op threads per CPU worker (0: the usable CPUs "
-          "divided among the CPU workers)");
+          "LibTorch intra-op threads per CPU worker (0: planned on CPUs, "
+          "else the usable CPUs divided among the CPU workers)");
 ABSL_FLAG(int, finish_threads, -1,
           "threads that crop and PNG-encode masks while the workers run the "
           "next batch; -1: with a GPU the usable CPUs up to 8, else 0");
@@ -71,7 +75,8 @@ ABSL_FLAG(int64_t, grpc_memory_bytes, 0,
           "memory gRPC may use for calls being received (0: 1/16 of the "
           "usable memory, 256 MiB to 1 GiB)");
 ABSL_FLAG(int, max_batch_size, 0,
-          "most requests per forward pass (0: 8 with a GPU, 1 on CPU)");
+          "most requests per forward pass (0: 8 with a GPU, planned on "
+          "CPUs)");
 ABSL_FLAG(int, max_queue_delay_us, 2000,
           "how long the first request of a batch may wait for company");
 ABSL_FLAG(int, metrics_port, 9090,
@@ -85,11 +90,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves U-Net segmentation over gRPC.\n"
       "usage: segmentation_server [--port=50051] [--model_root=DIR] ...");
-  // Image-sized buffers (decoded images, network inputs, logits) come and go
-  // with every request. With a fixed mmap threshold each is given back to
-  // the system when freed; glibc's sliding default keeps them in its heap
-  // after the first free, and RSS then wanders with the mix of requests.
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  unet::TuneAllocatorForServing();
   absl::ParseCommandLine(argc, argv);
   unet::ServerOptions options;
   options.service.decode.max_pixels = absl::GetFlag(FLAGS_max_pixels);
@@ -126,6 +127,12 @@ int main(int argc, char** argv) {
   options.pinned_versions = *pins;
   options.instances_per_device = absl::GetFlag(FLAGS_instances);
   options.cpu_threads = absl::GetFlag(FLAGS_cpu_threads);
+  // Any of the three given fixes the plan; the others take their rules.
+  options.plan_cpu_execution = options.instances_per_device == 0 &&
+                               options.cpu_threads == 0 &&
+                               absl::GetFlag(FLAGS_max_batch_size) == 0;
+  if (options.instances_per_device == 0) options.instances_per_device = 1;
+  options.planner.budget = absl::Seconds(absl::GetFlag(FLAGS_plan_seconds));
   options.finish_threads = absl::GetFlag(FLAGS_finish_threads);
   options.engine.precision = absl::GetFlag(FLAGS_precision);
   options.engine.channels_last = absl::GetFlag(FLAGS_channels_last);
@@ -150,14 +157,17 @@ int main(int argc, char** argv) {
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (absl::GetFlag(FLAGS_max_batch_size) < 0 ||
       absl::GetFlag(FLAGS_max_queue_size) < 1 ||
-      options.instances_per_device < 1 ||
+      absl::GetFlag(FLAGS_instances) < 0 ||
+      absl::GetFlag(FLAGS_cpu_threads) < 0 ||
+      !(absl::GetFlag(FLAGS_plan_seconds) >= 0) ||
       options.service.decode_pool.max_queued < 1 ||
       options.service.max_input_pixels < 0 ||
       options.batcher.max_queue_bytes < 0 ||
       options.batcher.max_batch_pixels < 0 || options.grpc_memory_bytes < 0 ||
       decode_threads < 0 || absl::GetFlag(FLAGS_routine_aging_ms) < 0) {
-    std::cerr << "segmentation_server: --max_queue_size, --instances and "
-                 "--max_decode_queue must be positive; --max_batch_size, "
+    std::cerr << "segmentation_server: --max_queue_size and "
+                 "--max_decode_queue must be positive; --instances, "
+                 "--cpu_threads, --plan_seconds, --max_batch_size, "
                  "--decode_threads, --routine_aging_ms and the byte and "
                  "pixel bounds not negative\n";
     return 2;

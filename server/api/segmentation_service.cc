@@ -33,7 +33,8 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
 }
 
 ModelInfo DescribeModel(const LoadedModel& model,
-                        const std::vector<VersionStatus>& versions) {
+                        const std::vector<VersionStatus>& versions,
+                        const segmentation::v1::ExecutionPlan& plan) {
   const ModelConfig& config = model.config;
   ModelInfo info;
   info.set_name(model.name);
@@ -48,6 +49,7 @@ ModelInfo DescribeModel(const LoadedModel& model,
   info.mutable_training_metrics()->insert(config.training().metrics().begin(),
                                           config.training().metrics().end());
   *info.mutable_versions() = {versions.begin(), versions.end()};
+  *info.mutable_execution_plan() = plan;
   return info;
 }
 
@@ -88,8 +90,8 @@ int64_t RequestImageBytes(const SegmentRequest& request) {
 int64_t DefaultMaxInputPixels(int64_t max_pixels) {
   constexpr int kSeedLevels = 5;
   const auto side = static_cast<int64_t>(std::sqrt(double(max_pixels)));
-  const int64_t padded = NextValidInputSide(
-      side + 2 * ContextMargin(kSeedLevels), kSeedLevels);
+  const int64_t padded =
+      NextValidInputSide(side + 2 * ContextMargin(kSeedLevels), kSeedLevels);
   return padded * padded;
 }
 
@@ -233,7 +235,8 @@ grpc::ServerUnaryReactor* SegmentationService::GetModelInfo(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const auto model = models_.Find(request->model(), request->model_version());
   if (model.ok()) {
-    *response = DescribeModel(**model, models_.Versions((*model)->name));
+    *response = DescribeModel(**model, models_.Versions((*model)->name),
+                              options_.execution_plan);
   }
   ModelMetrics& metrics =
       model.ok() ? *(*model)->metrics : metrics_.unknown_model();

@@ -25,6 +25,8 @@ struct ServiceOptions {
   // decode.max_pixels pads to.
   int64_t max_input_pixels = 0;
   WorkPoolOptions decode_pool;  // where requests are decoded and prepared
+  // What GetModelInfo reports of how the server runs its passes.
+  segmentation::v1::ExecutionPlan execution_plan;
 };
 
 // Returns what a square image of `max_pixels` pads to for the seed U-Net:

@@ -54,9 +54,14 @@ std::vector<std::pair<std::string, double>> DeviceMemoryInUse();
 // (reserved from the driver, in use or cached); 0 on the CPU.
 int64_t CachingAllocatorReservedBytes(const std::string& device);
 
-// Times the engine's module alone, on a random batch of `shape` already on
-// its device, for at least `seconds`: the speed of a plain LibTorch program,
-// which the benchmark holds the server against. Returns images per second.
+// Runs the engine's module alone once on a random batch of `shape` kept on
+// its device, and waits for it: one pass of a plain LibTorch program.
+absl::Status RunRawForward(InferenceEngine& engine,
+                           const std::vector<int64_t>& shape);
+
+// Times RunRawForward on `shape` for at least `seconds`: the speed of a plain
+// LibTorch program, which the benchmark holds the server against. Returns
+// images per second.
 absl::StatusOr<double> MeasureRawForward(InferenceEngine& engine,
                                          const std::vector<int64_t>& shape,
                                          double seconds);

@@ -102,5 +102,28 @@ TEST(UNetTest, SameSeedSameWeights) {
   }
 }
 
+TEST(UNetTest, InferenceOnCpuGivesTheLogitsOfTheTrainingPath) {
+  // Without gradients the up-convolutions and the head run as oneDNN 1x1
+  // convolutions; with them, as LibTorch's own modules.
+  torch::manual_seed(3);
+  UNet net(Narrow(4));
+  net->eval();
+  // Non-zero biases, so that their placement is checked too.
+  for (auto& p : net->parameters()) {
+    if (p.dim() == 1) p.data().uniform_(-0.5, 0.5);
+  }
+  const torch::Tensor input = torch::rand({2, 1, 204, 220});
+  const torch::Tensor with_modules = net(input).detach();
+  torch::Tensor one_by_one;
+  for (int threads : {1, 2}) {
+    torch::set_num_threads(threads);
+    c10::InferenceMode inference;
+    one_by_one = net(input);
+    EXPECT_EQ(one_by_one.sizes(), with_modules.sizes());
+    EXPECT_LT((one_by_one - with_modules).abs().max().item<float>(), 1e-4)
+        << threads << " threads";
+  }
+}
+
 }  // namespace
 }  // namespace unet

@@ -22,6 +22,7 @@ class FakeEngine : public InferenceEngine {
 
   absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) override {
     ++calls;
+    last_batch = batch.shape.empty() ? 0 : batch.shape[0];
     if (before_forward) before_forward();
     if (!fail_with.ok()) return fail_with;
     if (max_batch_that_fits > 0 && batch.shape[0] > max_batch_that_fits) {
@@ -47,6 +48,7 @@ class FakeEngine : public InferenceEngine {
   std::string device() const override { return "fake"; }
 
   std::atomic<int> calls{0};
+  std::atomic<int64_t> last_batch{0};    // N of the latest batch
   std::function<void()> before_forward;  // runs inside every Forward
   absl::Status fail_with;
   // Batches larger than this fail with RESOURCE_EXHAUSTED (0: any fits).

@@ -12,6 +12,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/cpu_threads.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -229,11 +230,10 @@ TEST_F(SegmentationServerTest, ServesRetainDimModelsAsPyTorchRunsThem) {
              image.total() * sizeof(float));
   const fs::path model_pt = fs::path(::testing::TempDir()) / "e2e_models" /
                             "retain_dim" / "1" / "model.pt";
-  const std::string reference =
-      absl::StrCat(UNET_PYTHON " " UNET_SOURCE_DIR
-                   "/tests/server/torchscript_reference.py ",
-                   model_pt.string(), " ", image_file.string(), " ", kHeight,
-                   " ", kWidth, " ", expected_file.string());
+  const std::string reference = absl::StrCat(
+      UNET_PYTHON " " UNET_SOURCE_DIR "/tests/server/torchscript_reference.py ",
+      model_pt.string(), " ", image_file.string(), " ", kHeight, " ", kWidth,
+      " ", expected_file.string());
   ASSERT_EQ(std::system(reference.c_str()), 0);
   const std::string expected = testing::ReadFile(expected_file);
   const std::string& served = response.probabilities().data();
@@ -285,6 +285,18 @@ TEST_F(SegmentationServerTest, DescribesTheModel) {
   EXPECT_EQ(info.versions(0).version(), 1);
   EXPECT_EQ(info.versions(0).state(),
             segmentation::v1::VersionStatus::AVAILABLE);
+  // No plan flags: the server timed its candidates on this CPU.
+  const auto& plan = info.execution_plan();
+  EXPECT_EQ(plan.chosen_by(), "measured");
+  EXPECT_GE(plan.instances_per_device(), 1u);
+  EXPECT_GE(plan.threads_per_instance(), 1u);
+  EXPECT_LE(plan.instances_per_device() * plan.threads_per_instance(),
+            static_cast<unsigned>(UsableCpus()));
+  EXPECT_GE(plan.max_batch_size(), 1u);
+  EXPECT_LE(plan.max_batch_size(), 2u);
+  EXPECT_GT(plan.measured_images_per_second(), 0);
+  EXPECT_GT(plan.measured_latency_ms(), 0);
+  EXPECT_THAT(server_->log(), HasSubstr("event=cpu_plan"));
 
   grpc::ClientContext missing_context;
   missing_context.set_deadline(std::chrono::system_clock::now() +
@@ -295,6 +307,29 @@ TEST_F(SegmentationServerTest, DescribesTheModel) {
                 ->GetModelInfo(&missing_context, missing, &info)
                 .error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+TEST(ExecutionPlanTest, FlagsFixThePlan) {
+  auto server = testing::ServerProcess::Start(
+      {"--model_root=" UNET_SOURCE_DIR "/model/repository", "--device=cpu",
+       "--instances=2", "--cpu_threads=1"},
+      "fixed_plan_server.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  ModelInfo info;
+  ASSERT_TRUE(Segmentation::NewStub((*server)->channel())
+                  ->GetModelInfo(&context, GetModelInfoRequest(), &info)
+                  .ok());
+  const auto& plan = info.execution_plan();
+  EXPECT_EQ(plan.chosen_by(), "flags");
+  EXPECT_EQ(plan.instances_per_device(), 2u);
+  EXPECT_EQ(plan.threads_per_instance(), 1u);
+  EXPECT_EQ(plan.max_batch_size(), 1u);  // the CPU rule
+  EXPECT_EQ(plan.measured_images_per_second(), 0);
+  EXPECT_THAT((*server)->log(), ::testing::Not(HasSubstr("event=planning")));
+  EXPECT_EQ((*server)->Stop(SIGTERM), 0);
 }
 
 TEST_F(SegmentationServerTest, ServesConcurrentCallers) {

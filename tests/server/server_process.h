@@ -38,9 +38,9 @@ int HttpGet(int port, const std::string& path, std::string* body);
 
 class ServerProcess {
  public:
-  // Starts SERVER_BIN with `flags` plus --address, --port and
-  // --metrics_port, and waits (up to a minute) until gRPC health says
-  // SERVING. The log goes to TempDir()/<log_name>.
+  // Starts SERVER_BIN with `flags` plus --address, --port,
+  // --metrics_port and --plan_seconds=1, and waits (up to a minute) until gRPC
+  // health says SERVING. The log goes to TempDir()/<log_name>.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::vector<std::string>& flags, const std::string& log_name);
   // Sends SIGKILL if the process is still running.

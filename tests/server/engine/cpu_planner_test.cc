@@ -1,0 +1,165 @@
+#include "server/engine/cpu_planner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "tests/server/fake_engine.h"
+
+namespace unet {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::HasSubstr;
+
+// The thread count the planner gave the calling thread.
+thread_local int current_threads = 1;
+
+void SetThreads(int threads) { current_threads = threads; }
+
+// Engines whose passes sleep for `ms_per_image` times the batch, divided by
+// speedup(threads): sleeping threads overlap perfectly, as independent
+// passes on separate cores do.
+std::vector<std::shared_ptr<InferenceEngine>> SleepingEngines(
+    int count, double ms_per_image, std::function<double(int)> speedup,
+    double batch_penalty = 1.25) {
+  std::vector<std::shared_ptr<InferenceEngine>> engines;
+  for (int i = 0; i < count; ++i) {
+    auto engine = std::make_shared<FakeEngine>();
+    FakeEngine* raw = engine.get();
+    engine->before_forward = [raw, ms_per_image, speedup, batch_penalty] {
+      const int batch = raw->last_batch;
+      const double penalty = batch > 1 ? batch_penalty : 1.0;
+      absl::SleepFor(absl::Milliseconds(ms_per_image * batch * penalty /
+                                        speedup(current_threads)));
+    };
+    engines.push_back(std::move(engine));
+  }
+  return engines;
+}
+
+// The smallest valid input of the seed U-Net, one image.
+FloatTensor Sample() {
+  FloatTensor sample{{1, 1, 188, 188}, {}};
+  sample.values.assign(188 * 188, 0.5f);
+  return sample;
+}
+
+PlannerOptions Quick() {
+  PlannerOptions options;
+  options.budget = absl::Milliseconds(400);
+  options.min_passes = 3;
+  return options;
+}
+
+TEST(CpuPlanCandidatesTest, DividesTheCpusAmongOneTwoFourAndAllInstances) {
+  auto plans = [](int cpus, int batch) {
+    std::vector<std::string> names;
+    for (const CpuPlan& p : CpuPlanCandidates(cpus, batch)) {
+      names.push_back(
+          absl::StrCat(p.instances, "x", p.threads, "/b", p.max_batch_size));
+    }
+    return names;
+  };
+  EXPECT_THAT(plans(2, 8), ElementsAre("1x2/b1", "2x1/b1", "1x2/b2", "2x1/b2"));
+  EXPECT_THAT(plans(8, 1), ElementsAre("1x8/b1", "2x4/b1", "4x2/b1", "8x1/b1"));
+  EXPECT_THAT(plans(6, 1), ElementsAre("1x6/b1", "2x3/b1", "4x1/b1", "6x1/b1"));
+  EXPECT_THAT(plans(1, 2), ElementsAre("1x1/b1", "1x1/b2"));
+  EXPECT_THAT(plans(0, 1), ElementsAre("1x1/b1"));
+}
+
+TEST(ChooseCpuPlanTest, RunsPassesSideBySideWhenThreadsDoNotHelp) {
+  const auto engines = SleepingEngines(2, 20, [](int) { return 1.0; });
+  PlannerOptions options = Quick();
+  options.budget = absl::Seconds(3);  // all four candidates
+  const auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 2),
+                                    SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 1}));
+  ASSERT_EQ(choice->measured.size(), 4u);
+  // Two instances finish about twice the images of one.
+  EXPECT_GT(choice->chosen.images_per_second,
+            1.6 * choice->measured[0].images_per_second);
+  EXPECT_NEAR(choice->chosen.latency_ms, 20, 10);
+}
+
+TEST(ChooseCpuPlanTest, KeepsTheLowLatencyPlanWhenThreadsScale) {
+  // Two threads halve a pass: as many images either way, but a request
+  // alone takes twice as long on one thread.
+  const auto engines =
+      SleepingEngines(2, 40, [](int threads) { return double(threads); });
+  const auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1),
+                                    SetThreads, Quick());
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{1, 2, 1}));
+  EXPECT_NEAR(choice->chosen.latency_ms, 20, 10);
+}
+
+TEST(ChooseCpuPlanTest, TradesLatencyWithinTheTolerance) {
+  // Two threads make a pass 25 % faster; independent passes give more.
+  const auto engines = SleepingEngines(
+      2, 40, [](int threads) { return threads == 2 ? 1.25 : 1.0; });
+  PlannerOptions options = Quick();
+  options.latency_tolerance = 0.6;
+  auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1),
+                              SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 1}));
+
+  options.latency_tolerance = 0.05;
+  choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1), SetThreads,
+                         options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{1, 2, 1}));
+}
+
+TEST(ChooseCpuPlanTest, PrefersBatchesWhenTheyPay) {
+  const auto engines = SleepingEngines(
+      2, 20, [](int) { return 1.0; }, /*batch_penalty=*/0.5);
+  PlannerOptions options = Quick();
+  options.budget = absl::Seconds(3);  // all four candidates
+  const auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 2),
+                                    SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 2}));
+}
+
+TEST(ChooseCpuPlanTest, StopsTryingWhenTheBudgetIsSpent) {
+  const auto engines = SleepingEngines(2, 10, [](int) { return 1.0; });
+  PlannerOptions options = Quick();
+  options.budget = absl::Milliseconds(1);
+  options.min_passes = 1;
+  const auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 2),
+                                    SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  // The first candidate is always measured; no other fits in 1 ms.
+  EXPECT_THAT(choice->measured,
+              ElementsAre(Field(&PlanMeasurement::plan, CpuPlan{1, 2, 1})));
+  EXPECT_LT(choice->spent, absl::Seconds(1));
+}
+
+TEST(ChooseCpuPlanTest, ReportsAFailingEngine) {
+  auto engines = SleepingEngines(2, 1, [](int) { return 1.0; });
+  static_cast<FakeEngine&>(*engines[1]).fail_with =
+      absl::ResourceExhaustedError("fake out of memory");
+  const auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1),
+                                    SetThreads, Quick());
+  EXPECT_TRUE(absl::IsResourceExhausted(choice.status())) << choice.status();
+}
+
+TEST(ChooseCpuPlanTest, RefusesPlansWithMoreInstancesThanEngines) {
+  const auto engines = SleepingEngines(1, 1, [](int) { return 1.0; });
+  const auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1),
+                                    SetThreads, Quick());
+  EXPECT_TRUE(absl::IsInvalidArgument(choice.status()));
+  EXPECT_THAT(choice.status().message(), HasSubstr("2 instances"));
+}
+
+}  // namespace
+}  // namespace unet
