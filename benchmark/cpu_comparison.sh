@@ -59,7 +59,7 @@ echo "## 1. segment_benchmark, in-process server at its defaults"
 echo
 "$bin/segment_benchmark" --seconds="$seconds" --concurrency="$concurrency" \
   --image="$image" 2>"$work/inprocess.log"
-grep -o 'event=cpu_plan.*' "$work/inprocess.log" || true
+grep -oE 'event=(cpu_plan|planning_failed).*' "$work/inprocess.log" || true
 echo
 
 echo "## 2. segmentation_server binary at its defaults"
@@ -69,7 +69,7 @@ port=$(free_port)
   --metrics_address=127.0.0.1 --metrics_port=0 >"$work/server.log" 2>&1 &
 pids+=($!)
 wait_for_log "$work/server.log" "event=serving"
-grep -o 'event=cpu_plan.*' "$work/server.log" || true
+grep -oE 'event=(cpu_plan|planning_failed).*' "$work/server.log" || true
 "$bin/segment" --server="127.0.0.1:$port" --output="$work/ours" "$image" \
   >/dev/null
 "$bin/segment_benchmark" --server="127.0.0.1:$port" \

@@ -94,6 +94,8 @@ def main():
             ("eager, up-convolutions and head as oneDNN 1x1",
              lambda: forward_one_by_one(net, x)),
             ("eager, channels-last", lambda: net_cl(x_cl)),
+            ("eager, channels-last, up-convolutions and head as oneDNN 1x1",
+             lambda: forward_one_by_one(net_cl, x_cl)),
             ("TorchScript, scripted", lambda: scripted(x)),
             ("TorchScript, frozen + optimize_for_inference",
              lambda: frozen(x)),

@@ -33,6 +33,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/command_line.h"
 #include "common/cpu_threads.h"
 #include "common/machine_memory.h"
 #include "common/status_macros.h"
@@ -50,7 +51,8 @@ ABSL_FLAG(std::string, model, "", "model to benchmark (empty: the only one)");
 ABSL_FLAG(std::string, image, UNET_DEFAULT_IMAGE, "request image");
 ABSL_FLAG(std::string, device, "", "as the server's --device");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 or bf16");
-ABSL_FLAG(bool, channels_last, false, "channels-last convolutions");
+ABSL_FLAG(bool, channels_last, false,
+          "as the server's flag (default: on with CPUs alone)");
 ABSL_FLAG(int, instances, 0, "as the server's --instances");
 ABSL_FLAG(int, cpu_threads, 0, "as the server's --cpu_threads");
 ABSL_FLAG(int, max_batch_size, 0,
@@ -335,7 +337,7 @@ absl::Status RunLevels(const std::string& address, const std::string& image,
   return absl::OkStatus();
 }
 
-absl::Status Run() {
+absl::Status Run(bool channels_last_given) {
   std::ifstream file(absl::GetFlag(FLAGS_image), std::ios::binary);
   std::stringstream bytes;
   bytes << file.rdbuf();
@@ -362,6 +364,7 @@ absl::Status Run() {
   options.planner.budget = absl::Seconds(absl::GetFlag(FLAGS_plan_seconds));
   options.engine.precision = absl::GetFlag(FLAGS_precision);
   options.engine.channels_last = absl::GetFlag(FLAGS_channels_last);
+  options.channels_last_by_device = !channels_last_given;
   options.batcher.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
   options.batcher.max_queue_delay =
       absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
@@ -385,7 +388,7 @@ absl::Status Run() {
       model->name, model->version, model->config.format(),
       absl::StrJoin(model->config.architecture().channels(), "/"),
       model->devices(), options.engine.precision,
-      options.engine.channels_last ? " channels-last" : "", prepared.width,
+      server->channels_last() ? " channels-last" : "", prepared.width,
       prepared.height, prepared.padded_width, prepared.padded_height,
       plan.chosen_by(), plan.instances_per_device(),
       plan.threads_per_instance(), plan.max_batch_size(),
@@ -395,7 +398,7 @@ absl::Status Run() {
   if (model->devices() == "cpu") {
     EngineOptions engine_options;
     engine_options.precision = options.engine.precision;
-    engine_options.channels_last = options.engine.channels_last;
+    engine_options.channels_last = server->channels_last();
     ASSIGN_OR_RETURN(
         limit, TimeCpuPlans(std::filesystem::path(options.model_root) /
                                 model->name / absl::StrCat(model->version),
@@ -416,7 +419,8 @@ absl::Status Run() {
 int main(int argc, char** argv) {
   unet::TuneAllocatorForServing();  // as the server binary runs
   absl::ParseCommandLine(argc, argv);
-  const absl::Status status = unet::Run();
+  const absl::Status status =
+      unet::Run(unet::FlagGivenOnCommandLine(argc, argv, "channels_last"));
   if (!status.ok()) {
     std::cerr << "segment_benchmark: " << status << "\n";
     return 1;

@@ -16,9 +16,9 @@ int64_t UsableMemoryBytes();
 // of 32 MiB and more (images and activations of large requests) are mapped
 // and go back to the system when freed, so that RSS returns after a large
 // request. Smaller ones, such as every activation of a 512 x 512 image's
-// forward pass, are reused from the heap: mapping them afresh for each pass
-// made the pass 8x slower on this project's VM (1650 ms against 204 ms,
-// docs/performance.md), all of it in page faults.
+// forward pass, are reused from one heap shared by all threads: mapping
+// them afresh for each pass made the pass 2-8x slower on this project's VM
+// (docs/performance.md), all of it in page faults.
 void TuneAllocatorForServing();
 
 }  // namespace unet

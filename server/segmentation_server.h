@@ -40,13 +40,20 @@ struct ServerOptions {
   // On CPUs alone: time candidate plans (cpu_planner.h) on the default model
   // before serving and replace instances_per_device, cpu_threads and
   // batcher.max_batch_size with the fastest; ignored with a GPU.
+  // A measured plan also shares the CPUs among the busy workers
+  // (ExecutorOptions::shared_cpus).
   bool plan_cpu_execution = false;
   PlannerOptions planner;
+  int shared_cpus = 0;  // ExecutorOptions::shared_cpus; set by the plan
   // Threads that crop and encode masks beside the workers (ExecutorOptions);
   // -1: with a GPU the usable CPUs up to 8, on CPUs alone 0 (the cores are
   // the network's).
   int finish_threads = -1;
   EngineOptions engine;  // device is filled per instance
+  // Replaces engine.channels_last: on with CPUs alone, off with a GPU. On
+  // CPUs channels-last made oneDNN's convolutions 1.5-3x faster
+  // (docs/performance.md); on a GPU it pays only with fp16 tensor cores.
+  bool channels_last_by_device = false;
   ServiceOptions service;
   // max_batch_size 0: 8 with a GPU, 1 on CPU; max_queue_bytes 0: derived
   // from the usable memory; max_batch_pixels 0: service.max_input_pixels.
@@ -78,6 +85,7 @@ class SegmentationServer {
   int port() const { return port_; }
   int metrics_port() const { return http_->port(); }
   const ModelManager& models() const { return models_; }
+  bool channels_last() const { return options_.engine.channels_last; }
   // How the server runs its passes (measured or from the flags).
   const segmentation::v1::ExecutionPlan& execution_plan() const {
     return options_.service.execution_plan;

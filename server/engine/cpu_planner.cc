@@ -89,10 +89,15 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
     }
   }
   // Every thread count needs its idle latency: one instance at batch 1.
+  // The threads a lone request of `plan` runs on.
+  auto lone_threads = [&](const CpuPlan& plan) {
+    return options.lone_request_uses_all_cpus ? plan.instances * plan.threads
+                                              : plan.threads;
+  };
   std::map<int, double> latency_ms;  // threads -> ms
   std::set<int> thread_counts, probed_by_candidates;
   for (const CpuPlan& plan : candidates) {
-    thread_counts.insert(plan.threads);
+    thread_counts.insert(lone_threads(plan));
     if (plan == CpuPlan{1, plan.threads, 1}) {
       probed_by_candidates.insert(plan.threads);
     }
@@ -103,6 +108,7 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
   // One host batch per batch size, shared by the instances (read only).
   std::map<int, FloatTensor> batches;
   for (const CpuPlan& plan : candidates) {
+    if (batches.count(plan.max_batch_size)) continue;
     FloatTensor& batch = batches[plan.max_batch_size];
     batch.shape = sample.shape;
     batch.shape[0] = plan.max_batch_size;
@@ -111,7 +117,7 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
                           sample.values.end());
     }
   }
-  batches[1] = sample;
+  batches[1] = sample;  // timed for every thread count's idle latency
   const PassFn pass = [&](int instance, int batch) {
     return engines[instance]->ForwardLabels(batches.at(batch)).status();
   };
@@ -121,15 +127,17 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
     if (!choice.measured.empty() && absl::Now() - begin >= options.budget) {
       break;
     }
-    if (!latency_ms.count(plan.threads)) {
+    const int alone_threads = lone_threads(plan);
+    if (!latency_ms.count(alone_threads)) {
       absl::StatusOr<double> alone = TimeCpuPlan(
-          {1, plan.threads, 1}, pass, set_threads, slice, options.min_passes);
+          {1, alone_threads, 1}, pass, set_threads, slice, options.min_passes);
       if (!alone.ok()) return alone.status();
-      latency_ms[plan.threads] = 1000.0 / *alone;
+      latency_ms[alone_threads] = 1000.0 / *alone;
     }
-    PlanMeasurement measurement{plan, 1000.0 / latency_ms[plan.threads],
-                                latency_ms[plan.threads]};
-    if (!(plan == CpuPlan{1, plan.threads, 1})) {
+    PlanMeasurement measurement{plan, 0, latency_ms[alone_threads]};
+    if (plan == CpuPlan{1, plan.threads, 1}) {
+      measurement.images_per_second = 1000.0 / measurement.latency_ms;
+    } else {
       absl::StatusOr<double> throughput =
           TimeCpuPlan(plan, pass, set_threads, slice, options.min_passes);
       if (!throughput.ok()) return throughput.status();

@@ -33,8 +33,8 @@ struct PlanMeasurement {
   CpuPlan plan;
   // Every instance running full batches at once: the plan's throughput.
   double images_per_second = 0;
-  // One batch-1 request alone at the plan's thread count: its latency when
-  // the server is idle.
+  // One batch-1 request alone, at the plan's thread count or on all its
+  // CPUs (PlannerOptions): its latency when the server is idle.
   double latency_ms = 0;
 };
 
@@ -53,6 +53,10 @@ struct PlannerOptions {
   int min_passes = 2;
   // A plan's idle latency may exceed the best plan's by this fraction.
   double latency_tolerance = 0.10;
+  // Whether a lone request runs on all the plan's CPUs (instances x
+  // threads), as SegmentExecutor's shared_cpus does, rather than on one
+  // instance's threads; its idle latency is timed so.
+  bool lone_request_uses_all_cpus = false;
 };
 
 // The plans worth timing on `cpus` usable CPUs: 1, 2, 4, ... and `cpus`

@@ -202,7 +202,9 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
 }  // namespace
 
 SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
-    : batcher_(options.batcher) {
+    : shared_cpus_(options.set_threads ? options.shared_cpus : 0),
+      set_threads_(options.set_threads),
+      batcher_(options.batcher) {
   if (options.finish_threads > 0) {
     WorkPoolOptions finishing;
     finishing.threads = options.finish_threads;
@@ -227,10 +229,19 @@ void SegmentExecutor::Stop() {
 }
 
 void SegmentExecutor::WorkerLoop(int slot) {
+  int threads = 0;  // this worker's intra-op threads, once set
   while (true) {
     std::vector<std::unique_ptr<SegmentJob>> batch = batcher_.NextBatch();
     if (batch.empty()) return;  // closed and drained
+    const int busy = ++busy_workers_;
+    if (shared_cpus_ > 0) {
+      const int share = std::max(1, shared_cpus_ / busy);
+      // Changing LibTorch's thread count rebuilds a thread pool: only when
+      // the share moves.
+      if (share != threads) set_threads_(threads = share);
+    }
     RunBatch(std::move(batch), slot, finisher_.get());
+    --busy_workers_;
   }
 }
 

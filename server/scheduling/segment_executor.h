@@ -5,7 +5,9 @@
 // per execution slot (a model instance on a device) runs them and completes
 // each job.
 
+#include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -25,6 +27,14 @@ struct ExecutorOptions {
   // workers run the next ones (a GPU would otherwise wait for PNG encoding);
   // 0: the worker does it. A worker that finds them busy does it itself.
   int finish_threads = 0;
+  // CPUs the workers share (0: their threads are left alone). Before each
+  // batch a worker takes its share, these CPUs divided among the workers
+  // busy at that moment, itself included: alone it runs a request on every
+  // CPU (the lowest latency), and under load each runs on its own share
+  // (independent passes, the highest throughput).
+  int shared_cpus = 0;
+  // Sets the calling thread's intra-op threads; with shared_cpus.
+  std::function<void(int threads)> set_threads;
 };
 
 class SegmentExecutor {
@@ -50,6 +60,9 @@ class SegmentExecutor {
  private:
   void WorkerLoop(int slot);
 
+  const int shared_cpus_;
+  const std::function<void(int)> set_threads_;
+  std::atomic<int> busy_workers_{0};
   DynamicBatcher batcher_;
   std::unique_ptr<WorkPool> finisher_;  // null: finish on the worker
   std::vector<std::thread> workers_;

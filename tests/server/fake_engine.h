@@ -23,6 +23,12 @@ class FakeEngine : public InferenceEngine {
   absl::StatusOr<FloatTensor> Forward(const FloatTensor& batch) override {
     ++calls;
     last_batch = batch.shape.empty() ? 0 : batch.shape[0];
+    int64_t elements = 1;
+    for (int64_t d : batch.shape) elements *= d;
+    if (batch.shape.size() != 4 ||
+        elements != static_cast<int64_t>(batch.values.size())) {
+      return absl::InvalidArgumentError("batch is not a dense NCHW tensor");
+    }
     if (before_forward) before_forward();
     if (!fail_with.ok()) return fail_with;
     if (max_batch_that_fits > 0 && batch.shape[0] > max_batch_that_fits) {

@@ -292,6 +292,8 @@ TEST_F(SegmentationServerTest, DescribesTheModel) {
   EXPECT_GE(plan.threads_per_instance(), 1u);
   EXPECT_LE(plan.instances_per_device() * plan.threads_per_instance(),
             static_cast<unsigned>(UsableCpus()));
+  EXPECT_EQ(plan.shared_cpus(),
+            plan.instances_per_device() * plan.threads_per_instance());
   EXPECT_GE(plan.max_batch_size(), 1u);
   EXPECT_LE(plan.max_batch_size(), 2u);
   EXPECT_GT(plan.measured_images_per_second(), 0);
@@ -328,6 +330,7 @@ TEST(ExecutionPlanTest, FlagsFixThePlan) {
   EXPECT_EQ(plan.threads_per_instance(), 1u);
   EXPECT_EQ(plan.max_batch_size(), 1u);  // the CPU rule
   EXPECT_EQ(plan.measured_images_per_second(), 0);
+  EXPECT_EQ(plan.shared_cpus(), 0u);
   EXPECT_THAT((*server)->log(), ::testing::Not(HasSubstr("event=planning")));
   EXPECT_EQ((*server)->Stop(SIGTERM), 0);
 }

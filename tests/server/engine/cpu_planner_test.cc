@@ -119,6 +119,26 @@ TEST(ChooseCpuPlanTest, TradesLatencyWithinTheTolerance) {
   EXPECT_EQ(choice->plan, (CpuPlan{1, 2, 1}));
 }
 
+TEST(ChooseCpuPlanTest, ALoneRequestOnAllCpusKeepsTheLatencyOfSharing) {
+  // Threads help a pass, but less than independent passes do.
+  const auto engines = SleepingEngines(
+      2, 40, [](int threads) { return std::sqrt(double(threads)); });
+  PlannerOptions options = Quick();
+  auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1),
+                              SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  // Fixed threads: two instances would make a lone request 41 % slower.
+  EXPECT_EQ(choice->plan, (CpuPlan{1, 2, 1}));
+
+  // Shared CPUs: a lone request runs on both, busy instances on one each.
+  options.lone_request_uses_all_cpus = true;
+  choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1), SetThreads,
+                         options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 1}));
+  EXPECT_NEAR(choice->chosen.latency_ms, 40 / std::sqrt(2.0), 10);
+}
+
 TEST(ChooseCpuPlanTest, PrefersBatchesWhenTheyPay) {
   const auto engines = SleepingEngines(
       2, 20, [](int) { return 1.0; }, /*batch_penalty=*/0.5);

@@ -1,8 +1,10 @@
 #include "server/scheduling/segment_executor.h"
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <new>
 #include <opencv2/imgcodecs.hpp>
 #include <stdexcept>
@@ -117,6 +119,43 @@ TEST_F(SegmentExecutorTest, FinishThreadsRouteEachResultToItsCaller) {
     batched += call.response.timing().batch_size() > 1;
   }
   EXPECT_GT(batched, 0);
+}
+
+// A lone worker runs on every shared CPU; two busy ones split them.
+TEST_F(SegmentExecutorTest, BusyWorkersShareTheCpus) {
+  std::mutex mutex;
+  std::vector<int> shares;
+  ExecutorOptions options;
+  options.slots = 2;
+  options.shared_cpus = 4;
+  options.set_threads = [&](int threads) {
+    std::lock_guard<std::mutex> lock(mutex);
+    shares.push_back(threads);
+  };
+  SegmentExecutor executor(options);
+  Call alone;
+  ASSERT_TRUE(executor.Submit(Job(alone)).ok());
+  ASSERT_TRUE(alone.outcome.get_future().get().ok());
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    EXPECT_EQ(shares, std::vector<int>{4});
+    shares.clear();
+  }
+  // Hold one worker in its pass; the other takes the next job beside it.
+  std::promise<void> entered, release;
+  HoldFirstForward(entered, release);
+  Call held, beside;
+  ASSERT_TRUE(executor.Submit(Job(held)).ok());
+  entered.get_future().wait();
+  ASSERT_TRUE(executor.Submit(Job(beside)).ok());
+  ASSERT_TRUE(beside.outcome.get_future().get().ok());
+  release.set_value();
+  ASSERT_TRUE(held.outcome.get_future().get().ok());
+  std::lock_guard<std::mutex> lock(mutex);
+  // The held worker kept its 4 or took them (the first job may have run on
+  // either worker); the one beside it took half.
+  EXPECT_NE(std::find(shares.begin(), shares.end(), 2), shares.end());
+  for (int share : shares) EXPECT_TRUE(share == 2 || share == 4) << share;
 }
 
 // Stop returns only once every job handed to the finishing threads is done.
