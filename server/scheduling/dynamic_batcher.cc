@@ -192,9 +192,25 @@ size_t DynamicBatcher::CountCompatible(const SegmentJob& head) const {
 std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch() {
   std::vector<std::unique_ptr<SegmentJob>> batch, dead;
   std::unique_lock<std::mutex> lock(mutex_);
+  const uint64_t ticket = next_ticket_++;
+  waiting_workers_.insert(ticket);
+  // Leaves the waiting workers (under the lock) on every return, and lets
+  // the next one in line see the jobs this one left.
+  struct Leave {
+    DynamicBatcher& batcher;
+    uint64_t ticket;
+    ~Leave() {
+      batcher.waiting_workers_.erase(ticket);
+      if (!batcher.urgent_.empty() || !batcher.routine_.empty()) {
+        batcher.changed_.notify_all();
+      }
+    }
+  } leave{*this, ticket};
   while (true) {
-    changed_.wait(lock, [this] {
-      return closed_ || !urgent_.empty() || !routine_.empty();
+    changed_.wait(lock, [&] {
+      const size_t queued = urgent_.size() + routine_.size();
+      return closed_ || queued > 1 ||
+             (queued == 1 && ticket == *waiting_workers_.rbegin());
     });
     const absl::Time now = absl::Now();
     RemoveDeadJobs(urgent_, now, dead);

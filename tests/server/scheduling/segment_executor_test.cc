@@ -121,6 +121,33 @@ TEST_F(SegmentExecutorTest, FinishThreadsRouteEachResultToItsCaller) {
   EXPECT_GT(batched, 0);
 }
 
+// One caller at a time is served by one worker, the last to become idle,
+// whose threads and caches are warm, not by the workers in turn.
+TEST_F(SegmentExecutorTest, ALoneCallerKeepsOneWarmWorker) {
+  auto second = std::make_shared<FakeEngine>();
+  FakeEngine& second_engine = *second;
+  auto model = std::make_shared<LoadedModel>(*model_);
+  model->engines.push_back(std::move(second));
+  model_ = model;
+  ExecutorOptions options;
+  options.slots = 2;
+  SegmentExecutor executor(options);
+  constexpr int kCalls = 12;
+  for (int i = 0; i < kCalls; ++i) {
+    Call call;
+    ASSERT_TRUE(executor.Submit(Job(call)).ok());
+    ASSERT_TRUE(call.outcome.get_future().get().ok());
+    // Let the worker go back to waiting before the next call arrives.
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const int first = engine_->calls, other = second_engine.calls;
+  EXPECT_EQ(first + other, kCalls);
+  // The very first call may go to either worker; every later one to the
+  // worker that finished last.
+  EXPECT_GE(std::max(first, other), kCalls - 1)
+      << first << " and " << other << " calls";
+}
+
 // A lone worker runs on every shared CPU; two busy ones split them.
 TEST_F(SegmentExecutorTest, BusyWorkersShareTheCpus) {
   std::mutex mutex;
