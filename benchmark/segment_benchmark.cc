@@ -417,7 +417,7 @@ absl::Status Run(bool channels_last_given) {
 }  // namespace unet
 
 int main(int argc, char** argv) {
-  unet::TuneAllocatorForServing();  // as the server binary runs
+  unet::TuneAllocator();  // as the server binary runs
   absl::ParseCommandLine(argc, argv);
   const absl::Status status =
       unet::Run(unet::FlagGivenOnCommandLine(argc, argv, "channels_last"));

@@ -23,7 +23,7 @@ int64_t UsableMemoryBytes() {
   return usable;
 }
 
-void TuneAllocatorForServing() {
+void TuneAllocator() {
   // glibc's largest mmap threshold; fixing it also stops the sliding
   // threshold from moving large buffers into the heap.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);

@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves U-Net segmentation over gRPC.\n"
       "usage: segmentation_server [--port=50051] [--model_root=DIR] ...");
-  unet::TuneAllocatorForServing();
+  unet::TuneAllocator();
   absl::ParseCommandLine(argc, argv);
   unet::ServerOptions options;
   options.service.decode.max_pixels = absl::GetFlag(FLAGS_max_pixels);

@@ -12,6 +12,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/machine_memory.h"
 #include "model/training/trainer.h"
 
 ABSL_FLAG(std::string, data, "", "folder with image/N.png and label/N.png");
@@ -35,6 +36,7 @@ ABSL_FLAG(bool, resume, false,
           "up to --steps");
 
 int main(int argc, char** argv) {
+  unet::TuneAllocator();  // 2.97 -> 3.66 img/s here (docs/performance.md)
   absl::SetProgramUsageMessage(
       "Trains the U-Net.\nusage: unet_train --data DIR --model_root DIR ...");
   absl::ParseCommandLine(argc, argv);
