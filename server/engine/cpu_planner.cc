@@ -156,7 +156,9 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
     if (m.latency_ms > best_latency * (1 + options.latency_tolerance)) {
       continue;
     }
-    if (best == nullptr || m.images_per_second > best->images_per_second) {
+    if (best == nullptr ||
+        m.images_per_second >
+            best->images_per_second * (1 + options.required_gain)) {
       best = &m;
     }
   }

@@ -57,6 +57,11 @@ struct PlannerOptions {
   // threads), as SegmentExecutor's shared_cpus does, rather than on one
   // instance's threads; its idle latency is timed so.
   bool lone_request_uses_all_cpus = false;
+  // A candidate later in the list (more instances, a larger batch) replaces
+  // an earlier one only when it measures this much faster: on a noisy
+  // machine a plan must win clearly to be worth its memory and batching
+  // delay.
+  double required_gain = 0.05;
 };
 
 // The plans worth timing on `cpus` usable CPUs: 1, 2, 4, ... and `cpus`
@@ -81,7 +86,8 @@ absl::StatusOr<double> TimeCpuPlan(const CpuPlan& plan, const PassFn& pass,
 // Times each candidate on `engines` (at least as many as any candidate's
 // instances; each used by one thread at a time) with batches of `sample`
 // (one image, N = 1), and returns the plan with the highest throughput
-// among those whose idle latency is within the tolerance of the lowest.
+// among those whose idle latency is within the tolerance of the lowest
+// (later candidates needing the required gain over earlier ones).
 absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
     const std::vector<std::shared_ptr<InferenceEngine>>& engines,
     const FloatTensor& sample, const std::vector<CpuPlan>& candidates,

@@ -150,6 +150,27 @@ TEST(ChooseCpuPlanTest, PrefersBatchesWhenTheyPay) {
   EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 2}));
 }
 
+TEST(ChooseCpuPlanTest, ALaterPlanMustWinClearly) {
+  // Batches of two cost the same per image, and measure a little faster
+  // (each pass oversleeps once, a batch of two shares it): not enough, so
+  // batch 1 stays. At 40 % faster they win.
+  const auto slightly = SleepingEngines(
+      2, 100, [](int) { return 1.0; }, /*batch_penalty=*/1.0);
+  PlannerOptions options = Quick();
+  options.budget = absl::Seconds(3);
+  auto choice = ChooseCpuPlan(slightly, Sample(), CpuPlanCandidates(2, 2),
+                              SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan.max_batch_size, 1);
+
+  const auto clearly = SleepingEngines(
+      2, 20, [](int) { return 1.0; }, /*batch_penalty=*/0.6);
+  choice = ChooseCpuPlan(clearly, Sample(), CpuPlanCandidates(2, 2), SetThreads,
+                         options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan.max_batch_size, 2);
+}
+
 TEST(ChooseCpuPlanTest, StopsTryingWhenTheBudgetIsSpent) {
   const auto engines = SleepingEngines(2, 10, [](int) { return 1.0; });
   PlannerOptions options = Quick();
