@@ -78,9 +78,8 @@ absl::Status PlanCpuExecution(ServerOptions& options) {
   const int levels = arch.channels_size();
   const int64_t side = NextValidInputSide(
       options.engine.warmup_image_side + 2 * ContextMargin(levels), levels);
-  // Noise, not a constant: a flat image drives activations towards
-  // subnormal floats, whose arithmetic is many times slower on x86 and
-  // timed two threads at 2x a real image's pass.
+  // Deterministic noise rather than a flat image, so that the passes timed
+  // compute image-like activations.
   FloatTensor sample{{1, arch.input_channels(), side, side}, {}};
   sample.values.resize(arch.input_channels() * side * side);
   uint32_t state = 1;
@@ -100,7 +99,7 @@ absl::Status PlanCpuExecution(ServerOptions& options) {
   if (!choice.ok()) {
     // The server still serves, with the plain rule: one instance.
     LogEvent("planning_failed", {{"message", choice.status().message()}});
-    options.service.execution_plan.set_chosen_by("flags");
+    options.service.execution_plan.set_chosen_by("fallback");
     return absl::OkStatus();
   }
   std::vector<std::string> tried;
