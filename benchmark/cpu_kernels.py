@@ -13,6 +13,7 @@ allocator settings (benchmark/cpu_comparison.sh does):
 """
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -35,26 +36,32 @@ def one_by_one_up(up, x):
     return F.pixel_shuffle(y, 2)
 
 
-def forward_one_by_one(net, x):
-    """The U-Net's forward with the up-convolutions and the head as oneDNN
-    1x1 convolutions (model/unet.cc)."""
-    skips = []
-    for level, block in enumerate(net.encoder):
-        if level > 0:
-            x = F.max_pool2d(x, 2)
-        x = block(x)
-        skips.append(x)
-    skips.pop()
-    for step, (up, block) in enumerate(zip(net.upconvs, net.decoder)):
-        x = one_by_one_up(up, x)
-        skip = skips[len(skips) - 1 - step]
-        top = (skip.shape[2] - x.shape[2]) // 2
-        left = (skip.shape[3] - x.shape[3]) // 2
-        x = torch.cat([x, skip[:, :, top:top + x.shape[2],
-                               left:left + x.shape[3]]], 1)
-        x = block(x)
-    return torch.ops.aten.mkldnn_convolution(
-        x, net.head.weight, net.head.bias, [0, 0], [1, 1], [1, 1], 1)
+class OneByOneUp(torch.nn.Module):
+    def __init__(self, up):
+        super().__init__()
+        self.up = up
+
+    def forward(self, x):
+        return one_by_one_up(self.up, x)
+
+
+class OneByOneHead(torch.nn.Module):
+    def __init__(self, head):
+        super().__init__()
+        self.head = head
+
+    def forward(self, x):
+        return torch.ops.aten.mkldnn_convolution(
+            x, self.head.weight, self.head.bias, [0, 0], [1, 1], [1, 1], 1)
+
+
+def with_one_by_one(net):
+    """`net` (the same weights) with the up-convolutions and the head as
+    oneDNN 1x1 convolutions, as model/unet.cc runs them."""
+    net = copy.deepcopy(net)
+    net.upconvs = torch.nn.ModuleList(OneByOneUp(up) for up in net.upconvs)
+    net.head = OneByOneHead(net.head)
+    return net
 
 
 def argmax_by_comparison(logits):
@@ -87,15 +94,17 @@ def main():
         reference = net(x)
         scripted = torch.jit.script(net)
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(scripted))
-        net_cl = load_version(args.version_dir)[0].to(memory_format=torch.channels_last)
+        net_cl = load_version(args.version_dir)[0].to(
+            memory_format=torch.channels_last)
+        one_by_one, one_by_one_cl = with_one_by_one(net), with_one_by_one(net_cl)
         x_cl = x.contiguous(memory_format=torch.channels_last)
         variants = [
             ("eager (LibTorch modules)", lambda: net(x)),
             ("eager, up-convolutions and head as oneDNN 1x1",
-             lambda: forward_one_by_one(net, x)),
+             lambda: one_by_one(x)),
             ("eager, channels-last", lambda: net_cl(x_cl)),
             ("eager, channels-last, up-convolutions and head as oneDNN 1x1",
-             lambda: forward_one_by_one(net_cl, x_cl)),
+             lambda: one_by_one_cl(x_cl)),
             ("TorchScript, scripted", lambda: scripted(x)),
             ("TorchScript, frozen + optimize_for_inference",
              lambda: frozen(x)),

@@ -244,10 +244,6 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
                          {batch, prepared.channels, prepared.padded_height,
                           prepared.padded_width});
   };
-  auto time_plan = [&](const CpuPlan& plan) {
-    return TimeCpuPlan(plan, raw_pass, SetCpuThreads,
-                       absl::Seconds(seconds / 2), /*min_passes=*/3);
-  };
   std::cout << "| raw plan (instances x threads, batch) | raw images/s "
                "| raw batch-1 ms, one instance at these threads |\n"
                "|---|---:|---:|\n";
@@ -255,14 +251,11 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
   std::map<int, double> latency_ms;  // threads -> ms
   std::string best_plan;
   for (const CpuPlan& plan : plans) {
-    if (!latency_ms.count(plan.threads)) {
-      ASSIGN_OR_RETURN(const double alone, time_plan({1, plan.threads, 1}));
-      latency_ms[plan.threads] = 1000.0 / alone;
-    }
-    double rate = 1000.0 / latency_ms[plan.threads];
-    if (!(plan == CpuPlan{1, plan.threads, 1})) {
-      ASSIGN_OR_RETURN(rate, time_plan(plan));
-    }
+    ASSIGN_OR_RETURN(const PlanMeasurement measured,
+                     MeasureCpuPlan(plan, plan.threads, raw_pass, SetCpuThreads,
+                                    absl::Seconds(seconds / 2),
+                                    /*min_passes=*/3, latency_ms));
+    const double rate = measured.images_per_second;
     const std::string name = absl::StrFormat(
         "%d x %d, batch %d", plan.instances, plan.threads, plan.max_batch_size);
     double& at_batch = limit.by_batch[plan.max_batch_size];
@@ -272,7 +265,7 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
       best_plan = name;
     }
     std::cout << absl::StrFormat("| %s | %.2f | %.1f |", name, rate,
-                                 latency_ms[plan.threads])
+                                 measured.latency_ms)
               << std::endl;
   }
   const auto fastest = std::min_element(

@@ -55,6 +55,28 @@ absl::StatusOr<double> TimeCpuPlan(const CpuPlan& plan, const PassFn& pass,
   return images / absl::ToDoubleSeconds(end - start);
 }
 
+absl::StatusOr<PlanMeasurement> MeasureCpuPlan(
+    const CpuPlan& plan, int lone_threads, const PassFn& pass,
+    const ThreadCountSetter& set_threads, absl::Duration slice, int min_passes,
+    std::map<int, double>& latency_ms) {
+  if (!latency_ms.count(lone_threads)) {
+    absl::StatusOr<double> alone =
+        TimeCpuPlan({1, lone_threads, 1}, pass, set_threads, slice, min_passes);
+    if (!alone.ok()) return alone.status();
+    latency_ms[lone_threads] = 1000.0 / *alone;
+  }
+  PlanMeasurement measurement{plan, 0, latency_ms[lone_threads]};
+  if (plan == CpuPlan{1, lone_threads, 1}) {
+    measurement.images_per_second = 1000.0 / measurement.latency_ms;
+    return measurement;
+  }
+  absl::StatusOr<double> throughput =
+      TimeCpuPlan(plan, pass, set_threads, slice, min_passes);
+  if (!throughput.ok()) return throughput.status();
+  measurement.images_per_second = *throughput;
+  return measurement;
+}
+
 std::vector<CpuPlan> CpuPlanCandidates(int cpus, int max_batch_size) {
   cpus = std::max(cpus, 1);
   std::vector<int> instance_counts;
@@ -127,23 +149,11 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
     if (!choice.measured.empty() && absl::Now() - begin >= options.budget) {
       break;
     }
-    const int alone_threads = lone_threads(plan);
-    if (!latency_ms.count(alone_threads)) {
-      absl::StatusOr<double> alone = TimeCpuPlan(
-          {1, alone_threads, 1}, pass, set_threads, slice, options.min_passes);
-      if (!alone.ok()) return alone.status();
-      latency_ms[alone_threads] = 1000.0 / *alone;
-    }
-    PlanMeasurement measurement{plan, 0, latency_ms[alone_threads]};
-    if (plan == CpuPlan{1, plan.threads, 1}) {
-      measurement.images_per_second = 1000.0 / measurement.latency_ms;
-    } else {
-      absl::StatusOr<double> throughput =
-          TimeCpuPlan(plan, pass, set_threads, slice, options.min_passes);
-      if (!throughput.ok()) return throughput.status();
-      measurement.images_per_second = *throughput;
-    }
-    choice.measured.push_back(measurement);
+    absl::StatusOr<PlanMeasurement> measurement =
+        MeasureCpuPlan(plan, lone_threads(plan), pass, set_threads, slice,
+                       options.min_passes, latency_ms);
+    if (!measurement.ok()) return measurement.status();
+    choice.measured.push_back(*measurement);
   }
   choice.spent = absl::Now() - begin;
 

@@ -9,6 +9,7 @@
 // the real model rather than guessed.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -82,6 +83,15 @@ using PassFn = std::function<absl::Status(int instance, int batch)>;
 absl::StatusOr<double> TimeCpuPlan(const CpuPlan& plan, const PassFn& pass,
                                    const ThreadCountSetter& set_threads,
                                    absl::Duration slice, int min_passes);
+
+// Times `plan`'s throughput, and the idle latency of one batch-1 pass on
+// `lone_threads` threads, which `latency_ms` (threads -> ms) keeps so that
+// each thread count is timed once. A plan of one instance at batch 1 on
+// `lone_threads` threads is that pass: timed once for both.
+absl::StatusOr<PlanMeasurement> MeasureCpuPlan(
+    const CpuPlan& plan, int lone_threads, const PassFn& pass,
+    const ThreadCountSetter& set_threads, absl::Duration slice, int min_passes,
+    std::map<int, double>& latency_ms);
 
 // Times each candidate on `engines` (at least as many as any candidate's
 // instances; each used by one thread at a time) with batches of `sample`
