@@ -76,6 +76,10 @@ absl::Status CheckRequestFields(const SegmentRequest& request) {
     return absl::UnimplementedError(
         "resize_mode OVERLAP_TILE is not implemented yet");
   }
+  if (request.test_time_augmentation()) {
+    return absl::UnimplementedError(
+        "test_time_augmentation is not implemented yet");
+  }
   return absl::OkStatus();
 }
 

@@ -1,6 +1,6 @@
 // End to end: starts the real segmentation_server binary on a loopback port
 // with a LibTorch model and a TorchScript export, and talks to it as
-// integrators and the `segment` CLI do.
+// integrators do (tests/client/ drives it with the `segment` CLI).
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -107,16 +107,6 @@ class SegmentationServerTest : public ::testing::Test {
                          std::chrono::seconds(60));
     return Segmentation::NewStub(server_->channel())
         ->Segment(&context, request, response);
-  }
-
-  static int RunCli(const std::vector<std::string>& args, std::string* output) {
-    const fs::path log = fs::path(::testing::TempDir()) / "cli.log";
-    std::vector<std::string> argv = {SEGMENT_BIN,
-                                     "--server=" + server_->address()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const int code = testing::WaitForExit(testing::Spawn(argv, log));
-    *output = testing::ReadFile(log);
-    return code;
   }
 
   static testing::ServerProcess* server_;
@@ -431,53 +421,17 @@ INSTANTIATE_TEST_SUITE_P(
                          r.set_resize_mode(SegmentRequest::OVERLAP_TILE);
                          return r;
                        },
-                       grpc::StatusCode::UNIMPLEMENTED, "OVERLAP_TILE"}),
+                       grpc::StatusCode::UNIMPLEMENTED, "OVERLAP_TILE"},
+        BadRequestCase{
+            "TestTimeAugmentationNotYet",
+            [] {
+              auto r =
+                  RawRequest(4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
+              r.set_test_time_augmentation(true);
+              return r;
+            },
+            grpc::StatusCode::UNIMPLEMENTED, "test_time_augmentation"}),
     [](const auto& info) { return info.param.name; });
-
-TEST_F(SegmentationServerTest, CliWritesOneMaskPerInput) {
-  const fs::path out = fs::path(::testing::TempDir()) / "cli_masks";
-  fs::remove_all(out);
-  std::string output;
-  ASSERT_EQ(RunCli({"--output=" + out.string(), kTrainImage.string(),
-                    kUnlabeledImage.string()},
-                   &output),
-            0)
-      << output;
-  for (const char* stem : {"isbi_train_0", "isbi_unlabeled_0"}) {
-    const cv::Mat mask = cv::imread(
-        (out / absl::StrCat(stem, "_mask.png")).string(), cv::IMREAD_UNCHANGED);
-    EXPECT_EQ(mask.size(), cv::Size(512, 512)) << stem;
-    EXPECT_THAT(output, HasSubstr(stem));
-  }
-  EXPECT_THAT(output, HasSubstr("inference"));
-}
-
-TEST_F(SegmentationServerTest, CliFailsWithAOneLineReason) {
-  const fs::path out = fs::path(::testing::TempDir()) / "cli_masks_bad";
-  const fs::path not_an_image = fs::path(::testing::TempDir()) / "notes.txt";
-  std::ofstream(not_an_image) << "hello";
-  std::string output;
-  EXPECT_NE(RunCli({"--output=" + out.string(), not_an_image.string(),
-                    "/nonexistent.png", kTrainImage.string()},
-                   &output),
-            0);
-  EXPECT_THAT(
-      output,
-      HasSubstr("notes.txt: INVALID_ARGUMENT: image bytes are not PNG"));
-  EXPECT_THAT(output, HasSubstr("/nonexistent.png: NOT_FOUND"));
-  EXPECT_TRUE(fs::exists(out / "isbi_train_0_mask.png"));  // the rest ran
-  EXPECT_NE(RunCli({kTrainImage.string()}, &output), 0);   // no --output
-}
-
-TEST_F(SegmentationServerTest, CliHonoursItsDeadline) {
-  std::string output;
-  EXPECT_NE(
-      RunCli({"--output=" + (fs::path(::testing::TempDir()) / "d").string(),
-              "--deadline_ms=1", kTrainImage.string()},
-             &output),
-      0);
-  EXPECT_THAT(output, HasSubstr("DEADLINE_EXCEEDED"));
-}
 
 }  // namespace
 }  // namespace unet
