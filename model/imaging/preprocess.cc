@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
@@ -34,44 +35,92 @@ int LeadingPad(const ModelConfig& config) {
   return arch.retain_dim() ? 0 : ContextMargin(arch.channels_size());
 }
 
-absl::StatusOr<PreparedImage> PrepareUnchecked(const cv::Mat& image,
-                                               const ModelConfig& config) {
-  const int pad = LeadingPad(config);
-  const InputSize size = PaddedInputSize(image.rows, image.cols, config);
-  PreparedImage prepared;
-  prepared.channels = image.channels();
-  prepared.height = image.rows;
-  prepared.width = image.cols;
-  prepared.padded_height = static_cast<int>(size.height);
-  prepared.padded_width = static_cast<int>(size.width);
-  prepared.pad_top = pad;
-  prepared.pad_left = pad;
+// Returns the `height` x `width` window of the endlessly mirrored image
+// whose top-left corner lies at (top, left) in the image's coordinates
+// (negative: in the mirrored border). REFLECT_101 mirrors about the edge
+// pixel, as the paper extrapolates, and reflects again where the border is
+// wider than the image. Each pixel is mapped against the whole image, so
+// that every window of one image agrees with every other (copyMakeBorder on
+// a part of the image would reflect about the part's edges when the border
+// is wider than the part). Contiguous columns are copied as runs.
+cv::Mat MirroredWindow(const cv::Mat& image, int top, int left, int height,
+                       int width) {
+  struct Run {
+    int to = 0, from = 0, length = 0;  // columns
+  };
+  std::vector<Run> runs;
+  for (int x = 0; x < width; ++x) {
+    const int from =
+        cv::borderInterpolate(left + x, image.cols, cv::BORDER_REFLECT_101);
+    if (!runs.empty() && runs.back().from + runs.back().length == from) {
+      ++runs.back().length;
+    } else {
+      runs.push_back({x, from, 1});
+    }
+  }
+  cv::Mat window(height, width, image.type());
+  const size_t pixel = image.elemSize();
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* source = image.ptr<uint8_t>(
+        cv::borderInterpolate(top + y, image.rows, cv::BORDER_REFLECT_101));
+    uint8_t* row = window.ptr<uint8_t>(y);
+    for (const Run& run : runs) {
+      std::memcpy(row + run.to * pixel, source + run.from * pixel,
+                  run.length * pixel);
+    }
+  }
+  return window;
+}
 
-  // Pad at the image's own depth and convert once, straight into the CHW
-  // buffer: one float copy of the input instead of four.
-  cv::Mat padded;
-  // REFLECT_101 mirrors about the edge pixel, as the paper extrapolates, and
-  // reflects again where the margin is larger than the image.
-  cv::copyMakeBorder(
-      image, padded, pad, prepared.padded_height - image.rows - pad, pad,
-      prepared.padded_width - image.cols - pad, cv::BORDER_REFLECT_101);
+// Fills `prepared.chw` with the `prepared.padded_height` x `padded_width`
+// window at (top, left) of the mirrored image, normalised. Padding at the
+// image's own depth and converting once, straight into the CHW buffer,
+// keeps one float copy of the input instead of four. May throw
+// std::bad_alloc and cv::Exception.
+void FillWindow(const cv::Mat& image, const ModelConfig& config, int top,
+                int left, PreparedImage& prepared) {
+  const int height = prepared.padded_height, width = prepared.padded_width;
+  cv::Mat padded = MirroredWindow(image, top, left, height, width);
   std::vector<cv::Mat> planes;
   cv::split(padded, planes);
   padded.release();
-  const size_t plane_size =
-      static_cast<size_t>(prepared.padded_height) * prepared.padded_width;
+  const size_t plane_size = static_cast<size_t>(height) * width;
   prepared.chw.resize(plane_size * planes.size());
   const double unit = ScaleToUnitRange(image.depth());
   for (size_t c = 0; c < planes.size(); ++c) {
     const double mean = PerChannel(config.normalization().mean(), c, 0.0f);
     const double std = PerChannel(config.normalization().std(), c, 1.0f);
-    cv::Mat plane(prepared.padded_height, prepared.padded_width, CV_32F,
-                  prepared.chw.data() + c * plane_size);
+    cv::Mat plane(height, width, CV_32F, prepared.chw.data() + c * plane_size);
     // (v * unit - mean) / std in one pass.
     planes[c].convertTo(plane, CV_32F, unit / std, -mean / std);
     planes[c].release();
   }
-  return prepared;
+}
+
+// Runs `prepare`, turning what OpenCV and the allocator throw into a status.
+template <typename Fn>
+absl::StatusOr<PreparedImage> Contained(Fn prepare) {
+  try {
+    return prepare();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory preparing the image");
+  } catch (const cv::Exception& e) {
+    if (e.code == cv::Error::StsNoMem) {
+      return absl::ResourceExhaustedError("out of memory preparing the image");
+    }
+    return absl::InternalError(
+        absl::StrCat("cannot prepare the image: ", e.err));
+  }
+}
+
+absl::Status CheckChannels(const cv::Mat& image, const ModelConfig& config) {
+  const auto& arch = config.architecture();
+  if (image.channels() != static_cast<int>(arch.input_channels())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image has ", image.channels(),
+                     " channels; the model takes ", arch.input_channels()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -86,23 +135,53 @@ InputSize PaddedInputSize(int64_t height, int64_t width,
 
 absl::StatusOr<PreparedImage> Preprocess(const cv::Mat& image,
                                          const ModelConfig& config) {
-  const auto& arch = config.architecture();
-  if (image.channels() != static_cast<int>(arch.input_channels())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("image has ", image.channels(),
-                     " channels; the model takes ", arch.input_channels()));
+  if (absl::Status channels = CheckChannels(image, config); !channels.ok()) {
+    return channels;
   }
-  try {
-    return PrepareUnchecked(image, config);
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("out of memory preparing the image");
-  } catch (const cv::Exception& e) {
-    if (e.code == cv::Error::StsNoMem) {
-      return absl::ResourceExhaustedError("out of memory preparing the image");
-    }
-    return absl::InternalError(
-        absl::StrCat("cannot prepare the image: ", e.err));
+  return Contained([&] {
+    const int pad = LeadingPad(config);
+    const InputSize size = PaddedInputSize(image.rows, image.cols, config);
+    PreparedImage prepared;
+    prepared.channels = image.channels();
+    prepared.height = image.rows;
+    prepared.width = image.cols;
+    prepared.padded_height = static_cast<int>(size.height);
+    prepared.padded_width = static_cast<int>(size.width);
+    prepared.pad_top = pad;
+    prepared.pad_left = pad;
+    FillWindow(image, config, -pad, -pad, prepared);
+    return prepared;
+  });
+}
+
+absl::StatusOr<PreparedImage> PrepareWindow(const cv::Mat& image,
+                                            const ModelConfig& config,
+                                            const InputWindow& window) {
+  if (absl::Status channels = CheckChannels(image, config); !channels.ok()) {
+    return channels;
   }
+  const cv::Rect written(window.written_left, window.written_top,
+                         window.written_width, window.written_height);
+  const cv::Rect input(window.input_left, window.input_top, window.input_width,
+                       window.input_height);
+  if (written.empty() ||
+      (written & cv::Rect(0, 0, image.cols, image.rows)) != written) {
+    return absl::InternalError("a window must write pixels of the image");
+  }
+  return Contained([&] {
+    PreparedImage prepared;
+    prepared.channels = image.channels();
+    prepared.height = window.written_height;
+    prepared.width = window.written_width;
+    prepared.padded_height = window.input_height;
+    prepared.padded_width = window.input_width;
+    // Where the written pixels sit in the window's input, as a whole
+    // image's sit in its padded input: postprocess cuts them out alike.
+    prepared.pad_top = window.written_top - window.input_top;
+    prepared.pad_left = window.written_left - window.input_left;
+    FillWindow(image, config, window.input_top, window.input_left, prepared);
+    return prepared;
+  });
 }
 
 }  // namespace unet

@@ -46,6 +46,26 @@ InputSize PaddedInputSize(int64_t height, int64_t width,
 absl::StatusOr<PreparedImage> Preprocess(const cv::Mat& image,
                                          const ModelConfig& config);
 
+// A window of the endlessly mirrored image, for tiling: the network input it
+// takes and the image pixels its output is used for. Coordinates are the
+// image's; the input may reach into the mirrored border (negative, or past
+// the image).
+struct InputWindow {
+  int input_top = 0, input_left = 0;
+  int input_height = 0, input_width = 0;  // a valid input size
+  int written_top = 0, written_left = 0;
+  int written_height = 0, written_width = 0;
+};
+
+// Like Preprocess, for one window of the image: the PreparedImage's input is
+// the window's, mirrored exactly as Preprocess mirrors the whole image, and
+// its height, width and pads place the written pixels for postprocess.
+// Only for models whose output is their input less the context margin on
+// each side (not retain_dim).
+absl::StatusOr<PreparedImage> PrepareWindow(const cv::Mat& image,
+                                            const ModelConfig& config,
+                                            const InputWindow& window);
+
 }  // namespace unet
 
 #endif  // MODEL_IMAGING_PREPROCESS_H_
