@@ -203,6 +203,17 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
   if (options.batcher.max_batch_pixels == 0) {
     options.batcher.max_batch_pixels = options.service.max_input_pixels;
   }
+  if (options.service.tile_size == 0) {
+    // On a GPU recomputing the overlap costs more than launching more
+    // tiles; on CPUs the paper's tile keeps a pass's memory small.
+    options.service.tile_size = cuda ? 1020 : 572;
+  }
+  if (options.service.tiles_in_flight == 0) {
+    // Enough to fill every worker's next batch and the one after.
+    options.service.tiles_in_flight =
+        std::max<int>(2, 2 * options.batcher.max_batch_size *
+                        static_cast<int>(slot_devices.size()));
+  }
   std::unique_ptr<SegmentationServer> server(
       new SegmentationServer(options, std::move(slot_devices)));
 

@@ -62,7 +62,7 @@ struct ServerOptions {
   // transport stops reading when it is spent. 0: derived from the usable
   // memory.
   int64_t grpc_memory_bytes = 0;
-  // Large enough for a 16-bit 4096x4096 image, raw or PNG.
+  // At least this; server_main raises it to fit the largest image accepted.
   int max_receive_message_bytes = 64 << 20;
   int drain_timeout_s = 30;  // for accepted requests at shutdown
   // HTTP: /metrics, /healthz, /readyz (port 0: any free port).

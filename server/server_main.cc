@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -53,11 +54,18 @@ ABSL_FLAG(int, warmup_image_size, 512,
 ABSL_FLAG(int64_t, max_pixels, int64_t{4096} * 4096,
           "largest image accepted, in pixels");
 ABSL_FLAG(int64_t, max_side, 65536,
-          "longest image side accepted, in pixels (at most 65536)");
+          "longest image side accepted, in pixels (at most 2097152)");
 ABSL_FLAG(int64_t, max_input_pixels, 0,
           "network input pixels of one pass (the image mirrored out to a "
           "valid size); images that pad to more are refused (0: what a square "
           "image of --max_pixels pads to)");
+ABSL_FLAG(int, tile_size, 0,
+          "network input side of a tile for OVERLAP_TILE requests and images "
+          "too large for one pass, rounded up to a valid size (0: 572 on "
+          "CPUs, 1020 with a GPU)");
+ABSL_FLAG(int, tiles_in_flight, 0,
+          "tiles of one request queued or running at once (0: twice what "
+          "the workers' batches hold, at least 2)");
 ABSL_FLAG(int, max_queue_size, 256,
           "requests that may wait for the engine; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(
@@ -100,9 +108,9 @@ int main(int argc, char** argv) {
   options.service.decode.max_side = absl::GetFlag(FLAGS_max_side);
   if (options.service.decode.max_pixels < 1 ||
       options.service.decode.max_side < 1 ||
-      options.service.decode.max_side > 65536) {
+      options.service.decode.max_side > (int64_t{1} << 21)) {
     std::cerr << "segmentation_server: --max_pixels must be positive and "
-                 "--max_side 1 to 65536\n";
+                 "--max_side 1 to 2097152\n";
     return 2;
   }
   // OpenCV must refuse oversized images itself; it reads its limits only at
@@ -143,6 +151,13 @@ int main(int argc, char** argv) {
       !unet::FlagGivenOnCommandLine(argc, argv, "channels_last");
   options.engine.warmup_image_side = absl::GetFlag(FLAGS_warmup_image_size);
   options.service.max_input_pixels = absl::GetFlag(FLAGS_max_input_pixels);
+  options.service.tile_size = absl::GetFlag(FLAGS_tile_size);
+  options.service.tiles_in_flight = absl::GetFlag(FLAGS_tiles_in_flight);
+  // Room for the largest image accepted, as raw float32 pixels.
+  options.max_receive_message_bytes = static_cast<int>(std::min<int64_t>(
+      std::numeric_limits<int>::max(),
+      std::max<int64_t>(options.max_receive_message_bytes,
+                        4 * options.service.decode.max_pixels + (1 << 20))));
   const int decode_threads = absl::GetFlag(FLAGS_decode_threads);
   options.service.decode_pool.threads =
       decode_threads > 0 ? decode_threads : std::min(unet::UsableCpus(), 4);
@@ -166,15 +181,17 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_cpu_threads) < 0 ||
       !(absl::GetFlag(FLAGS_plan_seconds) >= 0) ||
       options.service.decode_pool.max_queued < 1 ||
-      options.service.max_input_pixels < 0 ||
+      options.service.max_input_pixels < 0 || options.service.tile_size < 0 ||
+      options.service.tiles_in_flight < 0 ||
       options.batcher.max_queue_bytes < 0 ||
       options.batcher.max_batch_pixels < 0 || options.grpc_memory_bytes < 0 ||
       decode_threads < 0 || absl::GetFlag(FLAGS_routine_aging_ms) < 0) {
     std::cerr << "segmentation_server: --max_queue_size and "
                  "--max_decode_queue must be positive; --instances, "
                  "--cpu_threads, --plan_seconds, --max_batch_size, "
-                 "--decode_threads, --routine_aging_ms and the byte and "
-                 "pixel bounds not negative\n";
+                 "--decode_threads, --routine_aging_ms, --tile_size, "
+                 "--tiles_in_flight and the byte and pixel bounds not "
+                 "negative\n";
     return 2;
   }
   const absl::Status status = unet::RunServer(options);

@@ -113,7 +113,10 @@ absl::StatusOr<PreparedImage> Contained(Fn prepare) {
   }
 }
 
-absl::Status CheckChannels(const cv::Mat& image, const ModelConfig& config) {
+}  // namespace
+
+absl::Status CheckInputChannels(const cv::Mat& image,
+                                const ModelConfig& config) {
   const auto& arch = config.architecture();
   if (image.channels() != static_cast<int>(arch.input_channels())) {
     return absl::InvalidArgumentError(
@@ -122,8 +125,6 @@ absl::Status CheckChannels(const cv::Mat& image, const ModelConfig& config) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 InputSize PaddedInputSize(int64_t height, int64_t width,
                           const ModelConfig& config) {
@@ -135,7 +136,8 @@ InputSize PaddedInputSize(int64_t height, int64_t width,
 
 absl::StatusOr<PreparedImage> Preprocess(const cv::Mat& image,
                                          const ModelConfig& config) {
-  if (absl::Status channels = CheckChannels(image, config); !channels.ok()) {
+  if (absl::Status channels = CheckInputChannels(image, config);
+      !channels.ok()) {
     return channels;
   }
   return Contained([&] {
@@ -157,7 +159,8 @@ absl::StatusOr<PreparedImage> Preprocess(const cv::Mat& image,
 absl::StatusOr<PreparedImage> PrepareWindow(const cv::Mat& image,
                                             const ModelConfig& config,
                                             const InputWindow& window) {
-  if (absl::Status channels = CheckChannels(image, config); !channels.ok()) {
+  if (absl::Status channels = CheckInputChannels(image, config);
+      !channels.ok()) {
     return channels;
   }
   const cv::Rect written(window.written_left, window.written_top,

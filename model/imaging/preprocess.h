@@ -39,6 +39,11 @@ struct InputSize {
 InputSize PaddedInputSize(int64_t height, int64_t width,
                           const ModelConfig& config);
 
+// INVALID_ARGUMENT when `image` has another channel count than the model
+// takes.
+absl::Status CheckInputChannels(const cv::Mat& image,
+                                const ModelConfig& config);
+
 // Checks the channel count against the model, scales the pixels to [0, 1] by
 // their type's range, normalises them as `config` says and mirror-pads them
 // to a valid input size. INVALID_ARGUMENT for a channel count the model does

@@ -13,6 +13,7 @@
 #include "model/unet_geometry.h"
 #include "server/api/grpc_status.h"
 #include "server/imaging/image_decoder.h"
+#include "server/scheduling/tiled_request.h"
 
 namespace unet {
 namespace {
@@ -72,10 +73,6 @@ absl::Status CheckRequestFields(const SegmentRequest& request) {
   if (request.model_version() < 0) {
     return absl::InvalidArgumentError("model_version is negative");
   }
-  if (request.resize_mode() == SegmentRequest::OVERLAP_TILE) {
-    return absl::UnimplementedError(
-        "resize_mode OVERLAP_TILE is not implemented yet");
-  }
   if (request.test_time_augmentation()) {
     return absl::UnimplementedError(
         "test_time_augmentation is not implemented yet");
@@ -115,26 +112,42 @@ SegmentationService::SegmentationService(const ModelManager& models,
       }()),
       decode_pool_(options.decode_pool) {}
 
-absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
+absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
     const SegmentRequest& request, std::shared_ptr<const LoadedModel> model,
     SegmentResponse* response) const {
   const absl::Time start = absl::Now();
-  auto job = std::make_unique<SegmentJob>();
+  Admitted admitted;
+  auto& job = admitted.job;
+  job = std::make_unique<SegmentJob>();
   job->model = std::move(model);
   const ModelConfig& config = job->model->config;
-  ASSIGN_OR_RETURN(const cv::Mat pixels,
+  ASSIGN_OR_RETURN(cv::Mat pixels,
                    DecodeImage(request.image(), options_.decode));
   // Bound the pass, not just the image: a thin image pads to a network input
-  // far larger than its pixel count.
+  // far larger than its pixel count. Such an image is tiled, with the same
+  // result, unless the model stretches its output (retain_dim).
   const InputSize input = PaddedInputSize(pixels.rows, pixels.cols, config);
-  if (input.pixels() > options_.max_input_pixels) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("a ", pixels.cols, "x", pixels.rows, " image pads to a ",
-                     input.width, "x", input.height, " network input (",
-                     input.pixels(), " pixels); this server runs at most ",
-                     options_.max_input_pixels, " per pass"));
+  const bool fits_one_pass = input.pixels() <= options_.max_input_pixels;
+  if (request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
+      (!fits_one_pass && !config.architecture().retain_dim())) {
+    ASSIGN_OR_RETURN(admitted.tiles, PlanTiles(pixels.rows, pixels.cols,
+                                               options_.tile_size, config));
+    if (int64_t{admitted.tiles->tile_height} * admitted.tiles->tile_width >
+        options_.max_input_pixels) {
+      return absl::InvalidArgumentError(
+          "this server's tiles are larger than its pass budget");
+    }
+    RETURN_IF_ERROR(CheckInputChannels(pixels, config));
+    admitted.pixels = std::move(pixels);
+  } else if (!fits_one_pass) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a ", pixels.cols, "x", pixels.rows, " image pads to a ", input.width,
+        "x", input.height, " network input (", input.pixels(),
+        " pixels); this server runs at most ", options_.max_input_pixels,
+        " per pass, and this model (retain_dim) cannot be tiled"));
+  } else {
+    ASSIGN_OR_RETURN(job->image, Preprocess(pixels, config));
   }
-  ASSIGN_OR_RETURN(job->image, Preprocess(pixels, config));
   job->include_probabilities = request.include_probabilities();
   job->priority = request.priority();
   job->mask_encoding = request.mask_encoding();
@@ -142,7 +155,7 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> SegmentationService::Admit(
   response->set_request_id(request.request_id());
   response->mutable_timing()->set_preprocess_us(
       absl::ToInt64Microseconds(absl::Now() - start));
-  return job;
+  return admitted;
 }
 
 void SegmentationService::FinishSegment(const Call& call,
@@ -183,27 +196,36 @@ void SegmentationService::AdmitAndQueue(const Call& call) {
                             "deadline passed waiting to be decoded"));
     return;
   }
-  absl::StatusOr<std::unique_ptr<SegmentJob>> job;
+  absl::StatusOr<Admitted> admitted;
   try {
-    job = Admit(*call.request, call.model, call.response);
+    admitted = Admit(*call.request, call.model, call.response);
   } catch (const std::bad_alloc&) {
-    job = absl::ResourceExhaustedError("out of memory admitting the request");
+    admitted =
+        absl::ResourceExhaustedError("out of memory admitting the request");
   } catch (const std::exception& e) {
-    job = absl::InternalError(absl::StrCat("cannot admit: ", e.what()));
+    admitted = absl::InternalError(absl::StrCat("cannot admit: ", e.what()));
   }
-  if (!job.ok()) {
-    FinishSegment(call, job.status());
+  if (!admitted.ok()) {
+    FinishSegment(call, admitted.status());
     return;
   }
-  (*job)->deadline = deadline;
+  std::unique_ptr<SegmentJob>& job = admitted->job;
+  job->deadline = deadline;
   // The context, like request and response, lives until Finish.
-  (*job)->cancelled = [context = call.context] {
-    return context->IsCancelled();
-  };
-  (*job)->done = [this, call](const absl::Status& status) {
+  job->cancelled = [context = call.context] { return context->IsCancelled(); };
+  job->done = [this, call](const absl::Status& status) {
     FinishSegment(call, status);
   };
-  if (absl::Status submitted = executor_.Submit(std::move(*job));
+  if (admitted->tiles.has_value()) {
+    StartTiledRequest(
+        std::move(admitted->pixels), *admitted->tiles, std::move(job),
+        [this](std::unique_ptr<SegmentJob> tile) {
+          return executor_.Submit(std::move(tile));
+        },
+        options_.tiles_in_flight);
+    return;
+  }
+  if (absl::Status submitted = executor_.Submit(std::move(job));
       !submitted.ok()) {
     FinishSegment(call, submitted);
   }

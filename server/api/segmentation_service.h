@@ -7,8 +7,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <opencv2/core.hpp>
+#include <optional>
 
 #include "absl/time/time.h"
+#include "model/imaging/tiling.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 #include "server/imaging/image_decoder.h"
 #include "server/lifecycle/model_manager.h"
@@ -20,10 +23,16 @@ namespace unet {
 
 struct ServiceOptions {
   DecodeLimits decode;  // per image; more is refused
-  // Network input pixels of one pass (the image padded to a valid size);
-  // images that pad to more are refused. 0: what a square image of
-  // decode.max_pixels pads to.
+  // Network input pixels of one pass (the image padded to a valid size).
+  // An image that pads to more is tiled (model/imaging/tiling.h), or
+  // refused for a retain_dim model, which cannot be tiled. 0: what a square
+  // image of decode.max_pixels pads to.
   int64_t max_input_pixels = 0;
+  // Network input side of a tile, rounded up to a valid size (0: set by the
+  // server per device).
+  int tile_size = 572;
+  // Tiles of one request queued or running at once: its memory bound.
+  int tiles_in_flight = 4;
   WorkPoolOptions decode_pool;  // where requests are decoded and prepared
   // What GetModelInfo reports of how the server runs its passes.
   segmentation::v1::ExecutionPlan execution_plan;
@@ -72,8 +81,16 @@ class SegmentationService final
     absl::Time received;
   };
 
+  // A request ready for the queue: its job, with the network input, or for
+  // a tiled request the decoded image and how to cut it.
+  struct Admitted {
+    std::unique_ptr<SegmentJob> job;
+    std::optional<TilePlan> tiles;
+    cv::Mat pixels;  // with tiles
+  };
+
   // Validates the request and turns its image into input for `model`.
-  absl::StatusOr<std::unique_ptr<SegmentJob>> Admit(
+  absl::StatusOr<Admitted> Admit(
       const segmentation::v1::SegmentRequest& request,
       std::shared_ptr<const LoadedModel> model,
       segmentation::v1::SegmentResponse* response) const;

@@ -50,8 +50,13 @@ struct BatchOutput {
 // Completes one job from image i of the batch's output.
 absl::Status FinishJob(SegmentJob& job, const BatchOutput& output, size_t i) {
   const absl::Time start = absl::Now();
-  const auto segmentation = output.Extract(i, job);
+  auto segmentation = output.Extract(i, job);
   if (!segmentation.ok()) return segmentation.status();
+  if (job.deliver_tile) {
+    const absl::Status delivered = job.deliver_tile(*std::move(segmentation));
+    job.response->mutable_timing()->set_postprocess_us(MicrosSince(start));
+    return delivered;
+  }
   const auto encoded = EncodeMask(segmentation->mask, job.mask_encoding);
   if (!encoded.ok()) return encoded.status();
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "model/imaging/postprocess.h"
 #include "model/imaging/preprocess.h"
 #include "segmentation/v1/segmentation.pb.h"
 #include "server/lifecycle/model_manager.h"
@@ -41,6 +42,10 @@ struct SegmentJob {
   segmentation::v1::SegmentResponse* response = nullptr;
   // Called exactly once, with the outcome, after `response` is filled.
   std::function<void(const absl::Status&)> done;
+  // Set for one tile of a tiled request (server/scheduling/tiled_request):
+  // the executor hands the tile's segmentation (its written pixels) here
+  // instead of filling `response`, which then only collects its timing.
+  std::function<absl::Status(Segmentation)> deliver_tile;
 };
 
 }  // namespace unet

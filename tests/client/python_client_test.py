@@ -79,6 +79,9 @@ class PythonClientTest(unittest.TestCase):
             cv2.imwrite(file.name, crop)
             from_file = self.client.segment(file.name)
         np.testing.assert_array_equal(from_file.mask, result.mask)
+        tiled = self.client.segment(crop, tile=True)
+        self.assertEqual(tiled.timing["tiles"], 1)
+        np.testing.assert_array_equal(tiled.mask, result.mask)
 
     def test_probabilities_are_classes_by_height_by_width(self):
         result = self.client.segment(

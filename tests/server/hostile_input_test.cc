@@ -282,12 +282,13 @@ INSTANTIATE_TEST_SUITE_P(
                                  kMaxSide + 1);
                     },
                     kInvalid, "4096 pixels per side"},
+        // Padded whole, it would exceed the pass budget: it is tiled.
         HostileCase{"ThinImageThatPadsPastThePassBudget",
                     [] {
                       return Raw(kMaxSide, 200, 1, PIXEL_TYPE_UINT8,
                                  kMaxSide * 200);
                     },
-                    kInvalid, "per pass"},
+                    grpc::StatusCode::OK, ""},
         // Strings: escaped in the log, capped, never a forged line.
         HostileCase{"RequestIdThatForgesALogLine",
                     [] {
@@ -346,13 +347,13 @@ INSTANTIATE_TEST_SUITE_P(
                       });
                     },
                     grpc::StatusCode::NOT_FOUND, "no loaded version"},
-        HostileCase{"OverlapTileNotYet",
+        HostileCase{"TestTimeAugmentationNotYet",
                     [] {
                       return Edited([](SegmentRequest& r) {
-                        r.set_resize_mode(SegmentRequest::OVERLAP_TILE);
+                        r.set_test_time_augmentation(true);
                       });
                     },
-                    grpc::StatusCode::UNIMPLEMENTED, "OVERLAP_TILE"},
+                    grpc::StatusCode::UNIMPLEMENTED, "test_time_augmentation"},
         HostileCase{
             "NoImage",
             [] { return Edited([](SegmentRequest& r) { r.clear_image(); }); },

@@ -192,6 +192,57 @@ TEST_F(SegmentationServerTest, ReturnsProbabilitiesThatSumToOne) {
   }
 }
 
+// OVERLAP_TILE cuts the image into tiles on the network's pooling grid,
+// so that it computes what one pass over the whole image computes.
+TEST_F(SegmentationServerTest, OverlapTileAgreesWithTheWholeImagePass) {
+  constexpr int kHeight = 500, kWidth = 600;  // probabilities under 4 MB
+  SegmentRequest whole = RawRequest(
+      kWidth, kHeight, 1, segmentation::v1::PIXEL_TYPE_UINT8, kWidth * kHeight);
+  whole.set_include_probabilities(true);
+  SegmentRequest tiled = whole;
+  tiled.set_resize_mode(SegmentRequest::OVERLAP_TILE);
+  SegmentResponse whole_response, tiled_response;
+  const grpc::Status whole_status = Segment(whole, &whole_response);
+  ASSERT_TRUE(whole_status.ok()) << whole_status.error_message();
+  const grpc::Status status = Segment(tiled, &tiled_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(whole_response.timing().tiles(), 0);
+  EXPECT_EQ(tiled_response.timing().tiles(), 4);  // 572-pixel tiles: 2 x 2
+  ASSERT_EQ(tiled_response.mask().data().size(), size_t{kWidth} * kHeight);
+  ASSERT_EQ(tiled_response.probabilities().data().size(),
+            whole_response.probabilities().data().size());
+  const auto* p = reinterpret_cast<const float*>(
+      whole_response.probabilities().data().data());
+  const auto* q = reinterpret_cast<const float*>(
+      tiled_response.probabilities().data().data());
+  const int plane = kWidth * kHeight;
+  float largest_difference = 0;
+  int masks_differ = 0;
+  for (int i = 0; i < plane; ++i) {
+    largest_difference = std::max(largest_difference, std::abs(p[i] - q[i]));
+    // Classes may swap only where the two are tied to rounding.
+    masks_differ +=
+        whole_response.mask().data()[i] != tiled_response.mask().data()[i] &&
+        std::abs(p[i] - p[plane + i]) > 1e-4;
+  }
+  EXPECT_LE(largest_difference, 1e-5);
+  EXPECT_EQ(masks_differ, 0);
+}
+
+// An image whose single pass would exceed the pass budget is tiled by the
+// server itself: the same result, memory bounded by the tiles.
+TEST_F(SegmentationServerTest, AnImageTooLargeForOnePassIsTiled) {
+  const SegmentRequest request =
+      RawRequest(50000, 20, 1, segmentation::v1::PIXEL_TYPE_UINT8, 50000 * 20);
+  SegmentResponse response;
+  const grpc::Status status = Segment(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.mask().width(), 50000u);
+  EXPECT_EQ(response.mask().height(), 20u);
+  EXPECT_EQ(response.timing().tiles(), 131);  // 1 + ceil((50000 - 388) / 384)
+  EXPECT_GE(response.timing().mean_tile_batch_size(), 1.0);
+}
+
 // A model exported with the seed's retain_dim (its output stretched over its
 // input) is served as the seed runs it: a valid-size image goes in as it is,
 // without the context margin, and the probabilities are PyTorch's own.
@@ -398,6 +449,15 @@ INSTANTIATE_TEST_SUITE_P(
                                            1001 * 1000);
                        },
                        grpc::StatusCode::INVALID_ARGUMENT, "at most"},
+        BadRequestCase{"ThinImageForAModelThatCannotBeTiled",
+                       [] {
+                         auto r = RawRequest(50000, 20, 1,
+                                             segmentation::v1::PIXEL_TYPE_UINT8,
+                                             50000 * 20);
+                         r.set_model("retain_dim");
+                         return r;
+                       },
+                       grpc::StatusCode::INVALID_ARGUMENT, "cannot be tiled"},
         BadRequestCase{"UnknownModel",
                        [] {
                          auto r = RawRequest(
@@ -414,14 +474,15 @@ INSTANTIATE_TEST_SUITE_P(
                          return r;
                        },
                        grpc::StatusCode::NOT_FOUND, "42"},
-        BadRequestCase{"OverlapTileNotYet",
+        BadRequestCase{"OverlapTileOfARetainDimModel",
                        [] {
                          auto r = RawRequest(
                              4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
+                         r.set_model("retain_dim");
                          r.set_resize_mode(SegmentRequest::OVERLAP_TILE);
                          return r;
                        },
-                       grpc::StatusCode::UNIMPLEMENTED, "OVERLAP_TILE"},
+                       grpc::StatusCode::INVALID_ARGUMENT, "retain_dim"},
         BadRequestCase{
             "TestTimeAugmentationNotYet",
             [] {
