@@ -9,10 +9,13 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "model/unet_geometry.h"
 #include "server/engine/inference_engine.h"
+#include "server/lifecycle/model_manager.h"
 
 namespace unet {
 
@@ -53,6 +56,19 @@ class FakeEngine : public InferenceEngine {
 
   std::string device() const override { return "fake"; }
 
+  // Makes the first Forward set `entered`, then wait for `release`.
+  void HoldFirstForward(std::promise<void>& entered,
+                        std::promise<void>& release) {
+    std::shared_future<void> released = release.get_future().share();
+    before_forward = [&entered, released, first = true]() mutable {
+      if (first) {
+        first = false;
+        entered.set_value();
+        released.wait();
+      }
+    };
+  }
+
   std::atomic<int> calls{0};
   std::atomic<int64_t> last_batch{0};    // N of the latest batch
   std::function<void()> before_forward;  // runs inside every Forward
@@ -64,6 +80,18 @@ class FakeEngine : public InferenceEngine {
  private:
   const int shrink_;
 };
+
+// Returns version `version` of a model "fake" with the seed's geometry (two
+// classes) whose one engine is `engine`.
+inline std::shared_ptr<LoadedModel> FakeModel(
+    std::shared_ptr<FakeEngine> engine, int64_t version) {
+  auto model = std::make_shared<LoadedModel>();
+  model->name = "fake";
+  model->version = version;
+  model->config = DefaultModelConfig(1, 2, {2, 4, 8, 16, 32});
+  model->engines.push_back(std::move(engine));
+  return model;
+}
 
 }  // namespace unet
 

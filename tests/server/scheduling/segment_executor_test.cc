@@ -31,12 +31,7 @@ class SegmentExecutorTest : public ::testing::Test {
   SegmentExecutorTest() {
     auto engine = std::make_shared<FakeEngine>();
     engine_ = engine.get();
-    auto model = std::make_shared<LoadedModel>();
-    model->name = "fake";
-    model->version = 4;
-    model->config = DefaultModelConfig(1, 2, {2, 4, 8, 16, 32});
-    model->engines.push_back(std::move(engine));
-    model_ = std::move(model);
+    model_ = FakeModel(std::move(engine), 4);
   }
 
   std::unique_ptr<SegmentJob> Job(Call& call, int rows = 20, int cols = 30) {
@@ -61,17 +56,9 @@ class SegmentExecutorTest : public ::testing::Test {
                        expected.total());
   }
 
-  // Makes the engine's first Forward set `entered`, then wait for `release`.
   void HoldFirstForward(std::promise<void>& entered,
                         std::promise<void>& release) {
-    std::shared_future<void> released = release.get_future().share();
-    engine_->before_forward = [&entered, released, first = true]() mutable {
-      if (first) {
-        first = false;
-        entered.set_value();
-        released.wait();
-      }
-    };
+    engine_->HoldFirstForward(entered, release);
   }
 
   FakeEngine* engine_;

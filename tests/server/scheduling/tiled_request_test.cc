@@ -37,12 +37,7 @@ class TiledRequestTest : public ::testing::Test {
   TiledRequestTest() {
     auto engine = std::make_shared<FakeEngine>();
     engine_ = engine.get();
-    auto model = std::make_shared<LoadedModel>();
-    model->name = "fake";
-    model->version = 2;
-    model->config = DefaultModelConfig(1, 2, {2, 4, 8, 16, 32});
-    model->engines.push_back(std::move(engine));
-    model_ = std::move(model);
+    model_ = FakeModel(std::move(engine), 2);
   }
 
   // The request's job, as the service hands it over: without input.
@@ -112,14 +107,7 @@ TEST_F(TiledRequestTest, TheTiledMaskIsTheWholeImagesMask) {
 
 TEST_F(TiledRequestTest, TilesOfTwoRequestsShareForwardPasses) {
   std::promise<void> entered, release;
-  std::shared_future<void> released = release.get_future().share();
-  engine_->before_forward = [&entered, released, first = true]() mutable {
-    if (first) {
-      first = false;
-      entered.set_value();
-      released.wait();
-    }
-  };
+  engine_->HoldFirstForward(entered, release);
   ExecutorOptions options;
   options.batcher.max_batch_size = 8;
   SegmentExecutor executor(options);
@@ -205,14 +193,7 @@ TEST_F(TiledRequestTest, AFullQueueRefusesOnlyARequestWithNothingInFlight) {
   ExecutorOptions options;
   options.batcher.max_queue_size = 1;
   std::promise<void> entered, release;
-  std::shared_future<void> released = release.get_future().share();
-  engine_->before_forward = [&entered, released, first = true]() mutable {
-    if (first) {
-      first = false;
-      entered.set_value();
-      released.wait();
-    }
-  };
+  engine_->HoldFirstForward(entered, release);
   SegmentExecutor executor(options);
   Call blocker, first, second;
   auto job = Request(blocker, 40, 40);
