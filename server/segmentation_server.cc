@@ -212,7 +212,7 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
     // Enough to fill every worker's next batch and the one after.
     options.service.tiles_in_flight =
         std::max<int>(2, 2 * options.batcher.max_batch_size *
-                        static_cast<int>(slot_devices.size()));
+                             static_cast<int>(slot_devices.size()));
   }
   std::unique_ptr<SegmentationServer> server(
       new SegmentationServer(options, std::move(slot_devices)));

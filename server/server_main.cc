@@ -66,6 +66,9 @@ ABSL_FLAG(int, tile_size, 0,
 ABSL_FLAG(int, tiles_in_flight, 0,
           "tiles of one request queued or running at once (0: twice what "
           "the workers' batches hold, at least 2)");
+ABSL_FLAG(bool, test_time_augmentation, false,
+          "average every request's soft-max over the 8 flips and quarter "
+          "turns of its image (8 passes; requests may also ask for it)");
 ABSL_FLAG(int, max_queue_size, 256,
           "requests that may wait for the engine; more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(
@@ -153,6 +156,8 @@ int main(int argc, char** argv) {
   options.service.max_input_pixels = absl::GetFlag(FLAGS_max_input_pixels);
   options.service.tile_size = absl::GetFlag(FLAGS_tile_size);
   options.service.tiles_in_flight = absl::GetFlag(FLAGS_tiles_in_flight);
+  options.service.test_time_augmentation =
+      absl::GetFlag(FLAGS_test_time_augmentation);
   // Room for the largest image accepted, as raw float32 pixels.
   options.max_receive_message_bytes = static_cast<int>(std::min<int64_t>(
       std::numeric_limits<int>::max(),

@@ -60,8 +60,8 @@ absl::StatusOr<TilePlan> PlanTiles(int64_t height, int64_t width, int tile_side,
   const auto& arch = config.architecture();
   if (arch.retain_dim()) {
     return absl::InvalidArgumentError(
-        "OVERLAP_TILE needs a model with unpadded output; this one stretches "
-        "its output over its input (retain_dim)");
+        "tiles and test-time augmentation need a model with unpadded "
+        "output; this one stretches its output over its input (retain_dim)");
   }
   if (height < 1 || width < 1) {
     return absl::InvalidArgumentError("an empty image has no tiles");

@@ -4,6 +4,7 @@
 //   build/bin/unet_evaluate --version_dir model/repository/unet/3 \
 //       --data tests/data/isbi_validation
 
+#include <chrono>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -17,6 +18,9 @@
 ABSL_FLAG(std::string, version_dir, "", "a model version directory");
 ABSL_FLAG(std::string, data, "", "folder with image/N.png and label/N.png");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda[:N]");
+ABSL_FLAG(bool, test_time_augmentation, false,
+          "average the soft-max over the 8 flips and quarter turns of each "
+          "image, as the server does when asked");
 
 namespace unet {
 namespace {
@@ -30,10 +34,19 @@ absl::Status Run() {
   if (!samples.ok()) return samples.status();
   EngineOptions options;
   options.device = absl::GetFlag(FLAGS_device);
-  const auto metrics = ScoreVersion(dir, *config, *samples, options);
+  const auto start = std::chrono::steady_clock::now();
+  const auto metrics =
+      ScoreVersion(dir, *config, *samples, options,
+                   absl::GetFlag(FLAGS_test_time_augmentation));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   if (!metrics.ok()) return metrics.status();
-  std::cout << absl::StrFormat("%s on %d images:\n", dir.string(),
-                               samples->size());
+  std::cout << absl::StrFormat(
+      "%s on %d images%s (%.1f s, loading included):\n", dir.string(),
+      samples->size(),
+      absl::GetFlag(FLAGS_test_time_augmentation) ? ", 8 views averaged" : "",
+      seconds);
   for (const auto& [name, value] : *metrics) {
     std::cout << absl::StrFormat("  %-24s %.4f\n", name, value);
   }
@@ -46,7 +59,8 @@ absl::Status Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Scores a model version on labelled images.\n"
-      "usage: unet_evaluate --version_dir DIR --data DIR [--device cpu]");
+      "usage: unet_evaluate --version_dir DIR --data DIR [--device cpu]\n"
+      "         [--test_time_augmentation]");
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_version_dir).empty() ||
       absl::GetFlag(FLAGS_data).empty()) {

@@ -18,10 +18,12 @@
 namespace unet {
 
 // The validation metrics of the version in `version_dir` (described by
-// `config`) on `samples`, on the engine `options` describe.
+// `config`) on `samples`, on the engine `options` describe; with
+// `test_time_augmentation`, of the soft-max averaged over 8 views.
 absl::StatusOr<std::map<std::string, double>> ScoreVersion(
     const std::filesystem::path& version_dir, const ModelConfig& config,
-    const std::vector<Sample>& samples, const EngineOptions& options);
+    const std::vector<Sample>& samples, const EngineOptions& options,
+    bool test_time_augmentation = false);
 
 }  // namespace unet
 

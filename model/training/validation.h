@@ -21,10 +21,12 @@ namespace unet {
 using ForwardPass =
     std::function<absl::StatusOr<FloatTensor>(const FloatTensor& input)>;
 
-// The metrics of SegmentationScorer over `samples`.
+// The metrics of SegmentationScorer over `samples`. With
+// `test_time_augmentation`, each image's soft-max is averaged over its 8
+// views (model/imaging/test_time_views.h), as the server averages them.
 absl::StatusOr<std::map<std::string, double>> ScoreAsServed(
     const std::vector<Sample>& samples, const ModelConfig& config,
-    const ForwardPass& forward);
+    const ForwardPass& forward, bool test_time_augmentation = false);
 
 }  // namespace unet
 

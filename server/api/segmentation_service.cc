@@ -73,10 +73,6 @@ absl::Status CheckRequestFields(const SegmentRequest& request) {
   if (request.model_version() < 0) {
     return absl::InvalidArgumentError("model_version is negative");
   }
-  if (request.test_time_augmentation()) {
-    return absl::UnimplementedError(
-        "test_time_augmentation is not implemented yet");
-  }
   return absl::OkStatus();
 }
 
@@ -128,11 +124,23 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   // result, unless the model stretches its output (retain_dim).
   const InputSize input = PaddedInputSize(pixels.rows, pixels.cols, config);
   const bool fits_one_pass = input.pixels() <= options_.max_input_pixels;
-  if (request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
-      (!fits_one_pass && !config.architecture().retain_dim())) {
-    ASSIGN_OR_RETURN(admitted.tiles, PlanTiles(pixels.rows, pixels.cols,
-                                               options_.tile_size, config));
-    if (int64_t{admitted.tiles->tile_height} * admitted.tiles->tile_width >
+  const bool tiled = request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
+                     (!fits_one_pass && !config.architecture().retain_dim());
+  const bool averaged =
+      request.test_time_augmentation() || options_.test_time_augmentation;
+  if (tiled || averaged) {
+    TiledRequestOptions& tiling = admitted.tiling.emplace();
+    tiling.tiles_in_flight = options_.tiles_in_flight;
+    tiling.test_time_augmentation = averaged;
+    // Views of an image that fits one pass are each one whole pass.
+    tiling.tile_side =
+        tiled ? options_.tile_size
+              : static_cast<int>(std::max(input.height, input.width));
+    // What PlanTiles refuses, and a tile over the budget, are refused
+    // here, before anything is queued.
+    ASSIGN_OR_RETURN(const TilePlan plan, PlanTiles(pixels.rows, pixels.cols,
+                                                    tiling.tile_side, config));
+    if (int64_t{plan.tile_height} * plan.tile_width >
         options_.max_input_pixels) {
       return absl::InvalidArgumentError(
           "this server's tiles are larger than its pass budget");
@@ -216,13 +224,11 @@ void SegmentationService::AdmitAndQueue(const Call& call) {
   job->done = [this, call](const absl::Status& status) {
     FinishSegment(call, status);
   };
-  if (admitted->tiles.has_value()) {
-    StartTiledRequest(
-        std::move(admitted->pixels), *admitted->tiles, std::move(job),
-        [this](std::unique_ptr<SegmentJob> tile) {
-          return executor_.Submit(std::move(tile));
-        },
-        options_.tiles_in_flight);
+  if (admitted->tiling.has_value()) {
+    StartTiledRequest(std::move(admitted->pixels), *admitted->tiling,
+                      std::move(job), [this](std::unique_ptr<SegmentJob> tile) {
+                        return executor_.Submit(std::move(tile));
+                      });
     return;
   }
   if (absl::Status submitted = executor_.Submit(std::move(job));

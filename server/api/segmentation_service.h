@@ -11,12 +11,12 @@
 #include <optional>
 
 #include "absl/time/time.h"
-#include "model/imaging/tiling.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 #include "server/imaging/image_decoder.h"
 #include "server/lifecycle/model_manager.h"
 #include "server/observability/metrics.h"
 #include "server/scheduling/segment_executor.h"
+#include "server/scheduling/tiled_request.h"
 #include "server/scheduling/work_pool.h"
 
 namespace unet {
@@ -33,6 +33,9 @@ struct ServiceOptions {
   int tile_size = 572;
   // Tiles of one request queued or running at once: its memory bound.
   int tiles_in_flight = 4;
+  // Averages every request's soft-max over the 8 flips and quarter turns of
+  // its image, as if each asked for test_time_augmentation.
+  bool test_time_augmentation = false;
   WorkPoolOptions decode_pool;  // where requests are decoded and prepared
   // What GetModelInfo reports of how the server runs its passes.
   segmentation::v1::ExecutionPlan execution_plan;
@@ -82,11 +85,12 @@ class SegmentationService final
   };
 
   // A request ready for the queue: its job, with the network input, or for
-  // a tiled request the decoded image and how to cut it.
+  // a request segmented tile by tile (tiled or averaged over views) the
+  // decoded image and how to cut it.
   struct Admitted {
     std::unique_ptr<SegmentJob> job;
-    std::optional<TilePlan> tiles;
-    cv::Mat pixels;  // with tiles
+    std::optional<TiledRequestOptions> tiling;
+    cv::Mat pixels;  // with tiling
   };
 
   // Validates the request and turns its image into input for `model`.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "model/imaging/postprocess.h"
+#include "model/imaging/test_time_views.h"
 #include "segmentation/v1/segmentation.pb.h"
 
 namespace unet {
@@ -15,21 +16,33 @@ namespace {
 
 using segmentation::v1::SegmentResponse;
 
+// One view of the image (the image itself without test-time augmentation)
+// and its tiles: tiles [first_tile, first_tile + plan.tiles()) of the
+// request.
+struct View {
+  int view = 0;
+  cv::Mat image;
+  TilePlan plan;
+  int64_t first_tile = 0;
+};
+
 class TiledRequest : public std::enable_shared_from_this<TiledRequest> {
  public:
-  TiledRequest(cv::Mat image, const TilePlan& plan,
-               std::unique_ptr<SegmentJob> request, SubmitTile submit,
-               int tiles_in_flight)
-      : image_(std::move(image)),
-        plan_(plan),
+  TiledRequest(std::vector<View> views, std::unique_ptr<SegmentJob> request,
+               SubmitTile submit, const TiledRequestOptions& options)
+      : views_(std::move(views)),
+        height_(views_.front().plan.image_height),
+        width_(views_.front().plan.image_width),
+        tiles_(views_.back().first_tile + views_.back().plan.tiles()),
         request_(std::move(request)),
         submit_(std::move(submit)),
-        tiles_in_flight_(std::max(1, tiles_in_flight)),
+        tiles_in_flight_(std::max(1, options.tiles_in_flight)),
+        averaged_(options.test_time_augmentation),
         classes_(static_cast<int>(
             request_->model->config.architecture().num_classes())) {}
 
-  // Allocates the mask (and probabilities) in the response; on failure
-  // completes the request.
+  // Allocates the mask (and probabilities, or their sums over the views)
+  // in the response; on failure completes the request.
   bool Allocate();
 
   // Queues tiles until `tiles_in_flight` are queued or running.
@@ -38,6 +51,9 @@ class TiledRequest : public std::enable_shared_from_this<TiledRequest> {
  private:
   absl::StatusOr<std::unique_ptr<SegmentJob>> TileJob(int64_t index);
   absl::Status Paste(const InputWindow& window, const Segmentation& tile);
+  // Adds a tile of view `view`'s probabilities to their sums.
+  absl::Status Accumulate(int view, const InputWindow& window,
+                          const Segmentation& tile);
   void TileDone(const absl::Status& status,
                 const segmentation::v1::Timing& timing);
   // Records `status` as the request's failure. Requires mutex_.
@@ -47,16 +63,23 @@ class TiledRequest : public std::enable_shared_from_this<TiledRequest> {
   bool TakeFinish();
   void Finish();
 
-  const cv::Mat image_;
-  const TilePlan plan_;
+  const std::vector<View> views_;
+  const int height_, width_;  // of the image
+  const int64_t tiles_;       // of all views
   const std::unique_ptr<SegmentJob> request_;
   const SubmitTile submit_;
   const int tiles_in_flight_;
+  const bool averaged_;  // over the views (test-time augmentation)
   const int classes_;
   // Views into the response: the tiles write disjoint parts, unlocked.
   cv::Mat mask_;
-  float* probabilities_ = nullptr;
+  float* probabilities_ = nullptr;  // the response's, when asked
   std::string raw_mask_;  // the mask's pixels when the response is a PNG
+  // With averaging: the probabilities summed over the views (the
+  // response's own when asked), added to under sums_mutex_.
+  float* sums_ = nullptr;
+  std::vector<float> own_sums_;
+  std::mutex sums_mutex_;
 
   std::atomic<bool> failed_{false};  // read by the tiles' `cancelled`
   std::mutex mutex_;
@@ -72,25 +95,27 @@ class TiledRequest : public std::enable_shared_from_this<TiledRequest> {
 
 bool TiledRequest::Allocate() {
   SegmentResponse& response = *request_->response;
-  const size_t pixels = size_t{static_cast<size_t>(plan_.image_height)} *
-                        static_cast<size_t>(plan_.image_width);
+  const size_t pixels =
+      size_t{static_cast<size_t>(height_)} * static_cast<size_t>(width_);
   try {
     // A RAW mask is the response's bytes themselves: no copy at the end.
     std::string& mask_bytes = request_->mask_encoding == segmentation::v1::RAW
                                   ? *response.mutable_mask()->mutable_data()
                                   : raw_mask_;
     mask_bytes.resize(pixels);
-    mask_ = cv::Mat(plan_.image_height, plan_.image_width, CV_8U,
-                    mask_bytes.data());
+    mask_ = cv::Mat(height_, width_, CV_8U, mask_bytes.data());
     if (request_->include_probabilities) {
       std::string& data = *response.mutable_probabilities()->mutable_data();
       data.resize(pixels * classes_ * sizeof(float));
       probabilities_ = reinterpret_cast<float*>(data.data());
     }
+    if (averaged_) {
+      if (probabilities_ == nullptr) own_sums_.resize(pixels * classes_);
+      sums_ = probabilities_ != nullptr ? probabilities_ : own_sums_.data();
+    }
   } catch (const std::bad_alloc&) {
-    request_->done(absl::ResourceExhaustedError(
-        absl::StrCat("out of memory for the mask of a ", plan_.image_width, "x",
-                     plan_.image_height, " image")));
+    request_->done(absl::ResourceExhaustedError(absl::StrCat(
+        "out of memory for the mask of a ", width_, "x", height_, " image")));
     return false;
   }
   return true;
@@ -98,14 +123,18 @@ bool TiledRequest::Allocate() {
 
 absl::StatusOr<std::unique_ptr<SegmentJob>> TiledRequest::TileJob(
     int64_t index) {
-  const InputWindow window = plan_.Window(index);
+  size_t v = views_.size() - 1;
+  while (views_[v].first_tile > index) --v;
+  const View& view = views_[v];
+  const InputWindow window = view.plan.Window(index - view.first_tile);
   auto job = std::make_unique<SegmentJob>();
   job->model = request_->model;
   absl::StatusOr<PreparedImage> input =
-      PrepareWindow(image_, request_->model->config, window);
+      PrepareWindow(view.image, request_->model->config, window);
   if (!input.ok()) return input.status();
   job->image = *std::move(input);
-  job->include_probabilities = request_->include_probabilities;
+  // Averaging needs every view's probabilities.
+  job->include_probabilities = request_->include_probabilities || averaged_;
   job->priority = request_->priority;
   job->deadline = request_->deadline;
   auto self = shared_from_this();
@@ -118,8 +147,9 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> TiledRequest::TileJob(
   job->done = [self, scratch](const absl::Status& status) {
     self->TileDone(status, scratch->timing());
   };
-  job->deliver_tile = [self, window](Segmentation tile) {
-    return self->Paste(window, tile);
+  job->deliver_tile = [self, window, view = view.view](Segmentation tile) {
+    return self->averaged_ ? self->Accumulate(view, window, tile)
+                           : self->Paste(window, tile);
   };
   return job;
 }
@@ -133,7 +163,7 @@ void TiledRequest::SubmitMore() {
       if (!retry_.empty()) {
         index = retry_.back();
         retry_.pop_back();
-      } else if (next_tile_ < plan_.tiles()) {
+      } else if (next_tile_ < tiles_) {
         index = next_tile_++;
       } else {
         return;
@@ -177,18 +207,31 @@ absl::Status TiledRequest::Paste(const InputWindow& window,
   if (tile.probabilities.size() != tile_plane * classes_) {
     return absl::InternalError("a tile's probabilities have another size");
   }
-  const size_t plane = size_t{static_cast<size_t>(plan_.image_height)} *
-                       static_cast<size_t>(plan_.image_width);
+  const size_t plane =
+      size_t{static_cast<size_t>(height_)} * static_cast<size_t>(width_);
   for (int c = 0; c < classes_; ++c) {
     for (int y = 0; y < written.height; ++y) {
       std::memcpy(probabilities_ + c * plane +
-                      static_cast<size_t>(written.y + y) * plan_.image_width +
-                      written.x,
+                      static_cast<size_t>(written.y + y) * width_ + written.x,
                   tile.probabilities.data() + c * tile_plane +
                       static_cast<size_t>(y) * written.width,
                   written.width * sizeof(float));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status TiledRequest::Accumulate(int view, const InputWindow& window,
+                                      const Segmentation& tile) {
+  const cv::Rect written(window.written_left, window.written_top,
+                         window.written_width, window.written_height);
+  if (tile.probabilities.size() != written.area() * size_t(classes_)) {
+    return absl::InternalError("a tile's probabilities have another size");
+  }
+  // Views overlap: the sums are locked.
+  std::lock_guard lock(sums_mutex_);
+  AddUnviewed(tile.probabilities.data(), written, view, classes_,
+              cv::Size(width_, height_), sums_);
   return absl::OkStatus();
 }
 
@@ -223,7 +266,7 @@ void TiledRequest::Fail(const absl::Status& status) {
 
 bool TiledRequest::TakeFinish() {
   const bool over =
-      tiles_done_ == plan_.tiles() || (!failure_.ok() && in_flight_ == 0);
+      tiles_done_ == tiles_ || (!failure_.ok() && in_flight_ == 0);
   if (!over || finished_) return false;
   finished_ = true;
   return true;
@@ -235,11 +278,14 @@ void TiledRequest::Finish() {
   SegmentResponse& response = *request_->response;
   if (status.ok()) {
     const absl::Time start = absl::Now();
+    if (averaged_) {
+      MeanOverViews(sums_, classes_, static_cast<int>(views_.size()), mask_);
+    }
     response.set_model(request_->model->name);
     response.set_model_version(request_->model->version);
     auto* mask = response.mutable_mask();
-    mask->set_width(plan_.image_width);
-    mask->set_height(plan_.image_height);
+    mask->set_width(width_);
+    mask->set_height(height_);
     mask->set_encoding(request_->mask_encoding);
     if (request_->mask_encoding != segmentation::v1::RAW) {
       absl::StatusOr<std::string> encoded =
@@ -252,8 +298,8 @@ void TiledRequest::Finish() {
     }
     if (probabilities_ != nullptr) {
       auto* probabilities = response.mutable_probabilities();
-      probabilities->set_width(plan_.image_width);
-      probabilities->set_height(plan_.image_height);
+      probabilities->set_width(width_);
+      probabilities->set_height(height_);
       probabilities->set_num_classes(classes_);
     }
     auto* timing = response.mutable_timing();
@@ -261,23 +307,40 @@ void TiledRequest::Finish() {
     timing->set_inference_us(inference_us_);
     timing->set_postprocess_us(postprocess_us_ +
                                absl::ToInt64Microseconds(absl::Now() - start));
-    timing->set_tiles(static_cast<int32_t>(plan_.tiles()));
+    timing->set_tiles(static_cast<int32_t>(tiles_));
     timing->set_mean_tile_batch_size(static_cast<double>(batch_size_sum_) /
-                                     plan_.tiles());
-    timing->set_batch_size(static_cast<int32_t>(
-        (batch_size_sum_ + plan_.tiles() / 2) / plan_.tiles()));
+                                     tiles_);
+    timing->set_batch_size(
+        static_cast<int32_t>((batch_size_sum_ + tiles_ / 2) / tiles_));
   }
   request_->done(status);
 }
 
 }  // namespace
 
-void StartTiledRequest(cv::Mat image, const TilePlan& plan,
-                       std::unique_ptr<SegmentJob> request, SubmitTile submit,
-                       int tiles_in_flight) {
-  auto tiled =
-      std::make_shared<TiledRequest>(std::move(image), plan, std::move(request),
-                                     std::move(submit), tiles_in_flight);
+void StartTiledRequest(cv::Mat image, const TiledRequestOptions& options,
+                       std::unique_ptr<SegmentJob> request, SubmitTile submit) {
+  std::vector<View> views;
+  const int count = options.test_time_augmentation ? kTestTimeViews : 1;
+  int64_t tiles = 0;
+  for (int v = 0; v < count; ++v) {
+    View view;
+    view.view = v;
+    view.image = ViewOf(image, v);
+    absl::StatusOr<TilePlan> plan =
+        PlanTiles(view.image.rows, view.image.cols, options.tile_side,
+                  request->model->config);
+    if (!plan.ok()) {
+      request->done(plan.status());
+      return;
+    }
+    view.plan = *plan;
+    view.first_tile = tiles;
+    tiles += plan->tiles();
+    views.push_back(std::move(view));
+  }
+  auto tiled = std::make_shared<TiledRequest>(
+      std::move(views), std::move(request), std::move(submit), options);
   if (tiled->Allocate()) tiled->SubmitMore();
 }
 

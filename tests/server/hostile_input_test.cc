@@ -347,13 +347,6 @@ INSTANTIATE_TEST_SUITE_P(
                       });
                     },
                     grpc::StatusCode::NOT_FOUND, "no loaded version"},
-        HostileCase{"TestTimeAugmentationNotYet",
-                    [] {
-                      return Edited([](SegmentRequest& r) {
-                        r.set_test_time_augmentation(true);
-                      });
-                    },
-                    grpc::StatusCode::UNIMPLEMENTED, "test_time_augmentation"},
         HostileCase{
             "NoImage",
             [] { return Edited([](SegmentRequest& r) { r.clear_image(); }); },

@@ -229,6 +229,25 @@ TEST_F(SegmentationServerTest, OverlapTileAgreesWithTheWholeImagePass) {
   EXPECT_EQ(masks_differ, 0);
 }
 
+// Test-time augmentation segments the 8 views of the image and averages
+// them: a mask of the image's size, probabilities that still sum to one.
+TEST_F(SegmentationServerTest, TestTimeAugmentationAveragesEightViews) {
+  SegmentRequest request =
+      RawRequest(37, 23, 1, segmentation::v1::PIXEL_TYPE_UINT8, 37 * 23);
+  request.set_test_time_augmentation(true);
+  request.set_include_probabilities(true);
+  SegmentResponse response;
+  const grpc::Status status = Segment(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.timing().tiles(), 8);
+  ASSERT_EQ(response.mask().data().size(), 37u * 23);
+  const auto* p =
+      reinterpret_cast<const float*>(response.probabilities().data().data());
+  for (int i = 0; i < 37 * 23; ++i) {
+    ASSERT_NEAR(p[i] + p[37 * 23 + i], 1.0f, 1e-5);
+  }
+}
+
 // An image whose single pass would exceed the pass budget is tiled by the
 // server itself: the same result, memory bounded by the tiles.
 TEST_F(SegmentationServerTest, AnImageTooLargeForOnePassIsTiled) {
@@ -483,15 +502,15 @@ INSTANTIATE_TEST_SUITE_P(
                          return r;
                        },
                        grpc::StatusCode::INVALID_ARGUMENT, "retain_dim"},
-        BadRequestCase{
-            "TestTimeAugmentationNotYet",
-            [] {
-              auto r =
-                  RawRequest(4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
-              r.set_test_time_augmentation(true);
-              return r;
-            },
-            grpc::StatusCode::UNIMPLEMENTED, "test_time_augmentation"}),
+        BadRequestCase{"TestTimeAugmentationOfARetainDimModel",
+                       [] {
+                         auto r = RawRequest(
+                             4, 4, 1, segmentation::v1::PIXEL_TYPE_UINT8, 16);
+                         r.set_model("retain_dim");
+                         r.set_test_time_augmentation(true);
+                         return r;
+                       },
+                       grpc::StatusCode::INVALID_ARGUMENT, "retain_dim"}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -62,13 +62,15 @@ class TiledRequestTest : public ::testing::Test {
 
   void Start(SegmentExecutor& executor, Call& call,
              std::unique_ptr<SegmentJob> request, int tiles_in_flight,
-             int tile_side = 204) {
-    StartTiledRequest(
-        call.image, Plan(call, tile_side), std::move(request),
-        [&executor](std::unique_ptr<SegmentJob> tile) {
-          return executor.Submit(std::move(tile));
-        },
-        tiles_in_flight);
+             int tile_side = 204, bool test_time_augmentation = false) {
+    TiledRequestOptions options;
+    options.tile_side = tile_side;
+    options.tiles_in_flight = tiles_in_flight;
+    options.test_time_augmentation = test_time_augmentation;
+    StartTiledRequest(call.image, options, std::move(request),
+                      [&executor](std::unique_ptr<SegmentJob> tile) {
+                        return executor.Submit(std::move(tile));
+                      });
   }
 
   FakeEngine* engine_;
@@ -102,6 +104,35 @@ TEST_F(TiledRequestTest, TheTiledMaskIsTheWholeImagesMask) {
       ASSERT_NEAR(p[i] + p[rows * cols + i], 1.0f, 1e-6);
       ASSERT_EQ(p[rows * cols + i] > p[i], response.mask().data()[i] == 1);
     }
+  }
+}
+
+// The fake engine looks at each pixel alone: every view of the image gives
+// the same answer, so their average is the plain answer.
+TEST_F(TiledRequestTest, AveragingTheViewsOfAnInvariantModelChangesNothing) {
+  ExecutorOptions options;
+  options.batcher.max_batch_size = 4;
+  SegmentExecutor executor(options);
+  for (int tile_side : {572, 204}) {  // one tile per view, and many
+    Call plain, averaged;
+    auto plain_request = Request(plain, 150, 230);
+    plain_request->include_probabilities = true;
+    Start(executor, plain, std::move(plain_request), 3, tile_side);
+    auto averaged_request = Request(averaged, 150, 230);
+    averaged.image = plain.image;
+    averaged_request->include_probabilities = true;
+    Start(executor, averaged, std::move(averaged_request), 3, tile_side,
+          /*test_time_augmentation=*/true);
+    ASSERT_TRUE(plain.outcome.get_future().get().ok());
+    ASSERT_TRUE(averaged.outcome.get_future().get().ok());
+    EXPECT_EQ(averaged.response.mask().data(), ExpectedMask(plain.image));
+    EXPECT_EQ(averaged.response.timing().tiles(),
+              8 * plain.response.timing().tiles());
+    const auto* p = reinterpret_cast<const float*>(
+        plain.response.probabilities().data().data());
+    const auto* q = reinterpret_cast<const float*>(
+        averaged.response.probabilities().data().data());
+    for (int i = 0; i < 2 * 150 * 230; ++i) ASSERT_NEAR(p[i], q[i], 1e-6) << i;
   }
 }
 
