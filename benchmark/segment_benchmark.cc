@@ -20,6 +20,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -38,6 +39,7 @@
 #include "common/machine_memory.h"
 #include "common/status_macros.h"
 #include "model/imaging/preprocess.h"
+#include "model/imaging/tiling.h"
 #include "model/model_config.h"
 #include "model/model_repository.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
@@ -64,6 +66,15 @@ ABSL_FLAG(std::string, label, "", "names the server in the output");
 ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
 ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");
 ABSL_FLAG(double, seconds, 20, "measured seconds per concurrency level");
+ABSL_FLAG(int, tiled_side, 0,
+          "also run the tiled case: a square image this large (the request "
+          "image repeated), sent as OVERLAP_TILE (0: no tiled case)");
+ABSL_FLAG(std::string, tiled_concurrency, "1,8",
+          "concurrent callers of the tiled case");
+ABSL_FLAG(int, tile_size, 0, "as the server's --tile_size");
+ABSL_FLAG(double, tiled_seconds, 0,
+          "measured seconds per tiled concurrency level (0: --seconds); "
+          "long enough for a few tiled images per caller");
 
 namespace unet {
 namespace {
@@ -77,6 +88,7 @@ struct LevelResult {
   int completed = 0, failed = 0;
   double seconds = 0;
   double p50_ms = 0, p95_ms = 0, p99_ms = 0, mean_batch = 0;
+  double mean_tile_batch = 0;  // tiled requests: tiles per pass
 };
 
 double Percentile(std::vector<double> values, double q) {
@@ -109,20 +121,29 @@ absl::StatusOr<double> EnginePassThroughput(InferenceEngine& engine,
   return passes * batch / absl::ToDoubleSeconds(absl::Now() - start);
 }
 
-LevelResult RunLevel(const std::string& address, const std::string& image,
-                     int concurrency, double seconds) {
+// Returns the request every caller sends: the encoded image.
+SegmentRequest ImageRequest(const std::string& image) {
   SegmentRequest request;
   request.set_model(absl::GetFlag(FLAGS_model));
   request.mutable_image()->set_encoded(image);
+  return request;
+}
+
+LevelResult RunLevel(const std::string& address, const SegmentRequest& request,
+                     int concurrency, double seconds) {
   std::atomic<bool> measuring{false}, stop{false};
   std::vector<std::vector<double>> latencies(concurrency);
   std::vector<std::vector<int>> batches(concurrency);
+  std::vector<double> tile_batches(concurrency);
   std::atomic<int> failed{0};
   std::vector<std::thread> callers;
   for (int c = 0; c < concurrency; ++c) {
     callers.emplace_back([&, c] {
-      auto stub = Segmentation::NewStub(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::ChannelArguments arguments;
+      arguments.SetMaxReceiveMessageSize(-1);  // masks of tiled images
+      arguments.SetMaxSendMessageSize(-1);
+      auto stub = Segmentation::NewStub(grpc::CreateCustomChannel(
+          address, grpc::InsecureChannelCredentials(), arguments));
       while (!stop) {
         grpc::ClientContext context;
         SegmentResponse response;
@@ -138,6 +159,7 @@ LevelResult RunLevel(const std::string& address, const std::string& image,
         }
         latencies[c].push_back(ms);
         batches[c].push_back(response.timing().batch_size());
+        tile_batches[c] += response.timing().mean_tile_batch_size();
       }
     });
   }
@@ -153,10 +175,11 @@ LevelResult RunLevel(const std::string& address, const std::string& image,
   for (auto& caller : callers) caller.join();
 
   std::vector<double> all;
-  double batch_sum = 0;
+  double batch_sum = 0, tile_batch_sum = 0;
   for (int c = 0; c < concurrency; ++c) {
     all.insert(all.end(), latencies[c].begin(), latencies[c].end());
     for (int b : batches[c]) batch_sum += b;
+    tile_batch_sum += tile_batches[c];
   }
   result.concurrency = concurrency;
   result.completed = static_cast<int>(all.size());
@@ -165,6 +188,7 @@ LevelResult RunLevel(const std::string& address, const std::string& image,
   result.p95_ms = Percentile(all, 0.95);
   result.p99_ms = Percentile(all, 0.99);
   result.mean_batch = all.empty() ? 0 : batch_sum / all.size();
+  result.mean_tile_batch = all.empty() ? 0 : tile_batch_sum / all.size();
   return result;
 }
 
@@ -301,7 +325,8 @@ absl::Status RunLevels(const std::string& address, const std::string& image,
     if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
       return absl::InvalidArgumentError("bad --concurrency");
     }
-    const LevelResult r = RunLevel(address, image, concurrency, seconds);
+    const LevelResult r =
+        RunLevel(address, ImageRequest(image), concurrency, seconds);
     const double throughput = r.completed / r.seconds;
     if (limit == nullptr) {
       std::cout << absl::StrFormat(
@@ -325,6 +350,63 @@ absl::Status RunLevels(const std::string& address, const std::string& image,
                      throughput / same_batch->second, same_batch->first,
                      r.p50_ms, r.p95_ms, r.p99_ms, r.mean_batch, r.completed,
                      r.failed)
+              << std::endl;
+  }
+  return absl::OkStatus();
+}
+
+// The tiled case: a --tiled_side square image (the request image repeated)
+// sent as OVERLAP_TILE at each --tiled_concurrency, against the raw limit of
+// its tiles, timed as the whole-image limit is (`time_tiles`).
+absl::Status RunTiledCase(
+    const std::string& address, const cv::Mat& pixels, const LoadedModel& model,
+    int tile_size,
+    const std::function<absl::StatusOr<Limit>(const PreparedImage&)>&
+        time_tiles) {
+  const int side = absl::GetFlag(FLAGS_tiled_side);
+  cv::Mat large;
+  cv::repeat(pixels, side / pixels.rows + 1, side / pixels.cols + 1, large);
+  large = large(cv::Rect(0, 0, side, side)).clone();
+  ASSIGN_OR_RETURN(const TilePlan plan,
+                   PlanTiles(side, side, tile_size, model.config));
+  ASSIGN_OR_RETURN(const PreparedImage tile,
+                   PrepareWindow(large, model.config, plan.Window(0)));
+  std::cout << absl::StrFormat(
+      "tiled case: %dx%d image, %d tiles of %dx%d input (stride %d), "
+      "efficiency %.3f (output pixels used / computed)\n\n",
+      side, side, plan.tiles(), plan.tile_width, plan.tile_height,
+      plan.stride_x, plan.Efficiency());
+  ASSIGN_OR_RETURN(const Limit limit, time_tiles(tile));
+  SegmentRequest request;
+  request.set_model(absl::GetFlag(FLAGS_model));
+  request.set_resize_mode(SegmentRequest::OVERLAP_TILE);
+  request.set_mask_encoding(segmentation::v1::RAW);
+  auto* raw = request.mutable_image()->mutable_raw();
+  raw->set_width(side);
+  raw->set_height(side);
+  raw->set_channels(large.channels());
+  raw->set_pixel_type(segmentation::v1::PIXEL_TYPE_UINT8);
+  raw->set_data(large.data, large.total() * large.elemSize());
+  std::cout << "| concurrency | images/s | tiles/s | vs raw tiles limit "
+               "| p50 s | mean tiles per pass | completed | failed |\n"
+               "|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (absl::string_view level :
+       absl::StrSplit(absl::GetFlag(FLAGS_tiled_concurrency), ',')) {
+    int concurrency = 0;
+    if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
+      return absl::InvalidArgumentError("bad --tiled_concurrency");
+    }
+    const LevelResult r = RunLevel(address, request, concurrency,
+                                   absl::GetFlag(FLAGS_tiled_seconds) > 0
+                                       ? absl::GetFlag(FLAGS_tiled_seconds)
+                                       : absl::GetFlag(FLAGS_seconds));
+    const double images = r.completed / r.seconds;
+    const double tiles = images * plan.tiles();
+    std::cout << absl::StrFormat(
+                     "| %d | %.3f | %.2f | %.2f | %.2f | %.2f | %d | %d |",
+                     concurrency, images, tiles,
+                     tiles / limit.images_per_second, r.p50_ms / 1000,
+                     r.mean_tile_batch, r.completed, r.failed)
               << std::endl;
   }
   return absl::OkStatus();
@@ -362,6 +444,7 @@ absl::Status Run(bool channels_last_given) {
   options.batcher.max_queue_delay =
       absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   options.batcher.max_queue_size = 1024;
+  options.service.tile_size = absl::GetFlag(FLAGS_tile_size);
   ASSIGN_OR_RETURN(std::unique_ptr<SegmentationServer> server,
                    SegmentationServer::Start(options));
   ASSIGN_OR_RETURN(const std::shared_ptr<const LoadedModel> model,
@@ -386,22 +469,28 @@ absl::Status Run(bool channels_last_given) {
       plan.chosen_by(), plan.instances_per_device(),
       plan.threads_per_instance(), plan.max_batch_size(),
       absl::GetFlag(FLAGS_max_queue_delay_us));
-  Limit limit;
   const double seconds = absl::GetFlag(FLAGS_seconds);
-  if (model->devices() == "cpu") {
-    EngineOptions engine_options;
-    engine_options.precision = options.engine.precision;
-    engine_options.channels_last = server->channels_last();
-    ASSIGN_OR_RETURN(
-        limit, TimeCpuPlans(std::filesystem::path(options.model_root) /
-                                model->name / absl::StrCat(model->version),
-                            model->config, engine_options, prepared, seconds));
-  } else {
-    ASSIGN_OR_RETURN(limit, TimeBatches(*model->engines.front(), prepared,
-                                        plan.max_batch_size(), seconds));
+  EngineOptions engine_options;
+  engine_options.precision = options.engine.precision;
+  engine_options.channels_last = server->channels_last();
+  // The limit of passes over `input`, as the server would run them.
+  const auto time_limit =
+      [&](const PreparedImage& input) -> absl::StatusOr<Limit> {
+    if (model->devices() == "cpu") {
+      return TimeCpuPlans(std::filesystem::path(options.model_root) /
+                              model->name / absl::StrCat(model->version),
+                          model->config, engine_options, input, seconds);
+    }
+    return TimeBatches(*model->engines.front(), input, plan.max_batch_size(),
+                       seconds);
+  };
+  const std::string address = absl::StrCat("127.0.0.1:", server->port());
+  ASSIGN_OR_RETURN(const Limit limit, time_limit(prepared));
+  RETURN_IF_ERROR(RunLevels(address, bytes.str(), &limit));
+  if (absl::GetFlag(FLAGS_tiled_side) > 0) {
+    RETURN_IF_ERROR(
+        RunTiledCase(address, pixels, *model, server->tile_size(), time_limit));
   }
-  RETURN_IF_ERROR(RunLevels(absl::StrCat("127.0.0.1:", server->port()),
-                            bytes.str(), &limit));
   server->Drain();
   return absl::OkStatus();
 }

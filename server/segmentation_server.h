@@ -86,6 +86,8 @@ class SegmentationServer {
   int metrics_port() const { return http_->port(); }
   const ModelManager& models() const { return models_; }
   bool channels_last() const { return options_.engine.channels_last; }
+  // The tile side requests are cut with (ServiceOptions::tile_size).
+  int tile_size() const { return options_.service.tile_size; }
   // How the server runs its passes (measured or from the flags).
   const segmentation::v1::ExecutionPlan& execution_plan() const {
     return options_.service.execution_plan;

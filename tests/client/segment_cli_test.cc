@@ -234,6 +234,18 @@ TEST_F(SegmentCliTest, JobsInFlightShareTheServersForwardPasses) {
   EXPECT_GT(std::stoi(largest[1]), 1) << output;
 }
 
+TEST_F(SegmentCliTest, TileAndTtaGiveMasksOfTheImagesSize) {
+  const fs::path out = FreshDir("cli_tile_out");
+  std::string output;
+  ASSERT_EQ(RunCli({"--output=" + out.string(), "--tile", "--tta",
+                    (images_ / "good_8.png").string()},
+                   &output),
+            0)
+      << output;
+  EXPECT_EQ(cv::imread((out / "good_8_mask.png").string()).size(),
+            cv::Size(96, 80));
+}
+
 TEST_F(SegmentCliTest, PathsCanComeOnStdin) {
   const fs::path out = FreshDir("cli_stdin_out");
   const fs::path log = fs::path(::testing::TempDir()) / "cli_stdin.log";
