@@ -68,9 +68,15 @@ void AddUnviewed(const float* block, const cv::Rect& part, int view,
                  int classes, cv::Size image_size, float* sums) {
   const cv::Rect target = UnviewRect(part, view, image_size);
   for (int c = 0; c < classes; ++c) {
+    // size_t: a class plane's offset passes 2^31 in large images.
+    const size_t part_plane = size_t{static_cast<size_t>(part.width)} *
+                              static_cast<size_t>(part.height);
+    const size_t image_plane_size =
+        size_t{static_cast<size_t>(image_size.width)} *
+        static_cast<size_t>(image_size.height);
     const cv::Mat plane(part.height, part.width, CV_32F,
-                        const_cast<float*>(block) + c * part.area());
-    cv::Mat image_plane(image_size, CV_32F, sums + c * image_size.area());
+                        const_cast<float*>(block) + c * part_plane);
+    cv::Mat image_plane(image_size, CV_32F, sums + c * image_plane_size);
     image_plane(target) += UnviewBlock(plane, view);
   }
 }
@@ -82,9 +88,9 @@ void MeanOverViews(float* sums, int classes, int views, cv::Mat& mask) {
   for (size_t i = 0; i < plane; ++i) {
     int best = 0;
     for (int c = 0; c < classes; ++c) {
-      float& p = sums[c * plane + i];
+      float& p = sums[size_t(c) * plane + i];
       p *= scale;
-      if (p > sums[best * plane + i]) best = c;
+      if (p > sums[size_t(best) * plane + i]) best = c;
     }
     classes_out[i] = static_cast<uint8_t>(best);
   }

@@ -126,24 +126,38 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   const bool fits_one_pass = input.pixels() <= options_.max_input_pixels;
   const bool tiled = request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
                      (!fits_one_pass && !config.architecture().retain_dim());
+  // The server-wide default applies to the models that can take it.
   const bool averaged =
-      request.test_time_augmentation() || options_.test_time_augmentation;
+      request.test_time_augmentation() ||
+      (options_.test_time_augmentation && !config.architecture().retain_dim());
+  if (averaged &&
+      int64_t{pixels.rows} * pixels.cols > kMaxTestTimeAugmentationPixels) {
+    // Its 8 views and their summed probabilities are held whole.
+    return absl::InvalidArgumentError(
+        absl::StrCat("test-time augmentation takes images of at most ",
+                     kMaxTestTimeAugmentationPixels, " pixels"));
+  }
   if (tiled || averaged) {
     TiledRequestOptions& tiling = admitted.tiling.emplace();
     tiling.tiles_in_flight = options_.tiles_in_flight;
     tiling.test_time_augmentation = averaged;
-    // Views of an image that fits one pass are each one whole pass.
+    // Views of an image that fits one pass are each one whole pass; tiles
+    // are made small enough for the pass budget.
+    const int levels = config.architecture().channels_size();
+    const int fitting_side =
+        static_cast<int>(std::sqrt(double(options_.max_input_pixels))) -
+        ValidInputSides(levels).step;
     tiling.tile_side =
-        tiled ? options_.tile_size
+        tiled ? std::min(options_.tile_size, fitting_side)
               : static_cast<int>(std::max(input.height, input.width));
-    // What PlanTiles refuses, and a tile over the budget, are refused
-    // here, before anything is queued.
+    // What PlanTiles refuses is refused here, before anything is queued.
     ASSIGN_OR_RETURN(const TilePlan plan, PlanTiles(pixels.rows, pixels.cols,
                                                     tiling.tile_side, config));
     if (int64_t{plan.tile_height} * plan.tile_width >
         options_.max_input_pixels) {
-      return absl::InvalidArgumentError(
-          "this server's tiles are larger than its pass budget");
+      return absl::FailedPreconditionError(
+          "this server's pass budget (--max_input_pixels) is smaller than "
+          "the smallest tile");
     }
     RETURN_IF_ERROR(CheckInputChannels(pixels, config));
     admitted.pixels = std::move(pixels);

@@ -45,6 +45,10 @@ struct ServiceOptions {
 // the default budget of one pass.
 int64_t DefaultMaxInputPixels(int64_t max_pixels);
 
+// Largest image test-time augmentation takes (4096 x 4096): its 8 views and
+// their summed probabilities are held whole.
+inline constexpr int64_t kMaxTestTimeAugmentationPixels = int64_t{1} << 24;
+
 // Longest request_id and model name accepted: they are echoed and logged.
 inline constexpr size_t kMaxRequestStringBytes = 256;
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -15,6 +16,20 @@ namespace unet {
 namespace {
 
 using segmentation::v1::SegmentResponse;
+
+// Calls `fn`; an exception becomes a status, so that none leaves a tile's
+// completion (a worker's thread) and every request is completed.
+template <typename Fn>
+absl::Status Contained(absl::string_view doing, Fn fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory: cannot ", doing));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("cannot ", doing, ": ", e.what()));
+  }
+}
 
 // One view of the image (the image itself without test-time augmentation)
 // and its tiles: tiles [first_tile, first_tile + plan.tiles()) of the
@@ -172,9 +187,10 @@ void TiledRequest::SubmitMore() {
     }
     // Unlocked: queueing may complete jobs (evicted, expired) on this
     // thread, this request's own tiles among them.
-    absl::StatusOr<std::unique_ptr<SegmentJob>> job = TileJob(index);
-    const absl::Status queued =
-        job.ok() ? submit_(*std::move(job)) : job.status();
+    const absl::Status queued = Contained("queue a tile", [&] {
+      absl::StatusOr<std::unique_ptr<SegmentJob>> job = TileJob(index);
+      return job.ok() ? submit_(*std::move(job)) : job.status();
+    });
     if (queued.ok()) continue;
     bool finish = false;
     {
@@ -321,23 +337,27 @@ void TiledRequest::Finish() {
 void StartTiledRequest(cv::Mat image, const TiledRequestOptions& options,
                        std::unique_ptr<SegmentJob> request, SubmitTile submit) {
   std::vector<View> views;
-  const int count = options.test_time_augmentation ? kTestTimeViews : 1;
-  int64_t tiles = 0;
-  for (int v = 0; v < count; ++v) {
-    View view;
-    view.view = v;
-    view.image = ViewOf(image, v);
-    absl::StatusOr<TilePlan> plan =
-        PlanTiles(view.image.rows, view.image.cols, options.tile_side,
-                  request->model->config);
-    if (!plan.ok()) {
-      request->done(plan.status());
-      return;
+  const absl::Status planned = Contained("plan the tiles", [&] {
+    const int count = options.test_time_augmentation ? kTestTimeViews : 1;
+    int64_t tiles = 0;
+    for (int v = 0; v < count; ++v) {
+      View view;
+      view.view = v;
+      view.image = ViewOf(image, v);
+      absl::StatusOr<TilePlan> plan =
+          PlanTiles(view.image.rows, view.image.cols, options.tile_side,
+                    request->model->config);
+      if (!plan.ok()) return plan.status();
+      view.plan = *plan;
+      view.first_tile = tiles;
+      tiles += plan->tiles();
+      views.push_back(std::move(view));
     }
-    view.plan = *plan;
-    view.first_tile = tiles;
-    tiles += plan->tiles();
-    views.push_back(std::move(view));
+    return absl::OkStatus();
+  });
+  if (!planned.ok()) {
+    request->done(planned);
+    return;
   }
   auto tiled = std::make_shared<TiledRequest>(
       std::move(views), std::move(request), std::move(submit), options);
