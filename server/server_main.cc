@@ -63,6 +63,12 @@ ABSL_FLAG(int, tile_size, 0,
           "network input side of a tile for OVERLAP_TILE requests and images "
           "too large for one pass, rounded up to a valid size (0: 572 on "
           "CPUs, 1020 with a GPU)");
+ABSL_FLAG(int64_t, tile_above_pixels, 0,
+          "network input pixels above which an image is tiled (same result, "
+          "the memory of a few tiles); 0: only above --max_input_pixels");
+ABSL_FLAG(int, max_tiled_requests, 8,
+          "tiled or augmented requests segmented at once (each holds its "
+          "image and mask); more get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, tiles_in_flight, 0,
           "tiles of one request queued or running at once (0: twice what "
           "the workers' batches hold, at least 2)");
@@ -156,6 +162,8 @@ int main(int argc, char** argv) {
   options.service.max_input_pixels = absl::GetFlag(FLAGS_max_input_pixels);
   options.service.tile_size = absl::GetFlag(FLAGS_tile_size);
   options.service.tiles_in_flight = absl::GetFlag(FLAGS_tiles_in_flight);
+  options.service.tile_above_pixels = absl::GetFlag(FLAGS_tile_above_pixels);
+  options.service.max_tiled_requests = absl::GetFlag(FLAGS_max_tiled_requests);
   options.service.test_time_augmentation =
       absl::GetFlag(FLAGS_test_time_augmentation);
   // Room for the largest image accepted, as raw float32 pixels.
@@ -188,6 +196,8 @@ int main(int argc, char** argv) {
       options.service.decode_pool.max_queued < 1 ||
       options.service.max_input_pixels < 0 || options.service.tile_size < 0 ||
       options.service.tiles_in_flight < 0 ||
+      options.service.tile_above_pixels < 0 ||
+      options.service.max_tiled_requests < 1 ||
       options.batcher.max_queue_bytes < 0 ||
       options.batcher.max_batch_pixels < 0 || options.grpc_memory_bytes < 0 ||
       decode_threads < 0 || absl::GetFlag(FLAGS_routine_aging_ms) < 0) {

@@ -104,6 +104,7 @@ SegmentationService::SegmentationService(const ModelManager& models,
         if (o.max_input_pixels <= 0) {
           o.max_input_pixels = DefaultMaxInputPixels(o.decode.max_pixels);
         }
+        if (o.tile_above_pixels <= 0) o.tile_above_pixels = o.max_input_pixels;
         return o;
       }()),
       decode_pool_(options.decode_pool) {}
@@ -124,8 +125,10 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   // result, unless the model stretches its output (retain_dim).
   const InputSize input = PaddedInputSize(pixels.rows, pixels.cols, config);
   const bool fits_one_pass = input.pixels() <= options_.max_input_pixels;
-  const bool tiled = request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
-                     (!fits_one_pass && !config.architecture().retain_dim());
+  const bool tiled =
+      request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
+      (!config.architecture().retain_dim() &&
+       (!fits_one_pass || input.pixels() > options_.tile_above_pixels));
   // The server-wide default applies to the models that can take it.
   const bool averaged =
       request.test_time_augmentation() ||
@@ -239,6 +242,20 @@ void SegmentationService::AdmitAndQueue(const Call& call) {
     FinishSegment(call, status);
   };
   if (admitted->tiling.has_value()) {
+    // A tiled request holds its image and mask outside the queue's byte
+    // bound (only its tiles in flight are queued): their number is bounded.
+    if (++tiled_requests_ > options_.max_tiled_requests) {
+      --tiled_requests_;
+      FinishSegment(
+          call, absl::ResourceExhaustedError(absl::StrCat(
+                    "the server is segmenting ", options_.max_tiled_requests,
+                    " tiled requests already")));
+      return;
+    }
+    job->done = [this, call](const absl::Status& status) {
+      --tiled_requests_;
+      FinishSegment(call, status);
+    };
     StartTiledRequest(std::move(admitted->pixels), *admitted->tiling,
                       std::move(job), [this](std::unique_ptr<SegmentJob> tile) {
                         return executor_.Submit(std::move(tile));

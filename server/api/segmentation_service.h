@@ -5,6 +5,7 @@
 // decode/validate -> executor queue -> engine -> postprocess -> reply.
 // Errors are absl::Status until ToGrpcStatus here.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <opencv2/core.hpp>
@@ -28,9 +29,20 @@ struct ServiceOptions {
   // refused for a retain_dim model, which cannot be tiled. 0: what a square
   // image of decode.max_pixels pads to.
   int64_t max_input_pixels = 0;
+  // Network input pixels above which an image is tiled even when its pass
+  // would fit max_input_pixels (models that can be tiled only): the result
+  // is the same, and a request's working memory stays that of a few tiles.
+  // 0: only above max_input_pixels. Not the default yet: under overload the
+  // tiles of many requests interleave and all of them finish late
+  // (docs/reliability.md, "Tiling large images by default").
+  int64_t tile_above_pixels = 0;
   // Network input side of a tile, rounded up to a valid size (0: set by the
   // server per device).
   int tile_size = 572;
+  // Tiled (or augmented) requests being segmented at once; more get
+  // RESOURCE_EXHAUSTED. Each holds its decoded image and its mask (and
+  // probabilities, if asked) outside the queue's byte bound.
+  int max_tiled_requests = 8;
   // Tiles of one request queued or running at once: its memory bound.
   int tiles_in_flight = 4;
   // Averages every request's soft-max over the 8 flips and quarter turns of
@@ -115,6 +127,7 @@ class SegmentationService final
   ServerMetrics& metrics_;
   const ServiceOptions options_;
   WorkPool decode_pool_;
+  std::atomic<int> tiled_requests_{0};  // admitted and not yet answered
 };
 
 }  // namespace unet

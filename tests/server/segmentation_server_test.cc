@@ -12,6 +12,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/cpu_threads.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -260,6 +261,43 @@ TEST_F(SegmentationServerTest, AnImageTooLargeForOnePassIsTiled) {
   EXPECT_EQ(response.mask().height(), 20u);
   EXPECT_EQ(response.timing().tiles(), 131);  // 1 + ceil((50000 - 388) / 384)
   EXPECT_GE(response.timing().mean_tile_batch_size(), 1.0);
+}
+
+// Tiled requests hold their image and mask outside the queue's byte bound:
+// past --max_tiled_requests at once, more are refused at once.
+TEST_F(SegmentationServerTest, TiledRequestsAtOnceAreBounded) {
+  const fs::path root = fs::path(::testing::TempDir()) / "e2e_models";
+  auto server = testing::ServerProcess::Start(
+      {"--model_root=" + root.string(), "--default_model=unet", "--device=cpu",
+       "--instances=1", "--cpu_threads=1", "--max_batch_size=1",
+       "--max_pixels=16000000", "--max_tiled_requests=1"},
+      "tiled_limit_server.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);  // the 16 MB mask
+  auto stub = Segmentation::NewStub(grpc::CreateCustomChannel(
+      (*server)->address(), grpc::InsecureChannelCredentials(), arguments));
+  SegmentRequest large = RawRequest(
+      4000, 4000, 1, segmentation::v1::PIXEL_TYPE_UINT8, 4000 * 4000);
+  large.set_resize_mode(SegmentRequest::OVERLAP_TILE);
+  SegmentRequest small =
+      RawRequest(64, 64, 1, segmentation::v1::PIXEL_TYPE_UINT8, 64 * 64);
+  small.set_resize_mode(SegmentRequest::OVERLAP_TILE);
+  auto first = std::async(std::launch::async, [&] {
+    grpc::ClientContext context;
+    SegmentResponse response;
+    return stub->Segment(&context, large, &response);
+  });
+  absl::SleepFor(absl::Seconds(1));  // the large one is being tiled
+  grpc::ClientContext context;
+  SegmentResponse response;
+  const grpc::Status refused = stub->Segment(&context, small, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << refused.error_message();
+  const grpc::Status first_status = first.get();
+  EXPECT_TRUE(first_status.ok()) << first_status.error_message();
+  grpc::ClientContext again;
+  EXPECT_TRUE(stub->Segment(&again, small, &response).ok());  // room again
 }
 
 // A model exported with the seed's retain_dim (its output stretched over its
