@@ -121,6 +121,21 @@ int HttpGet(int port, const std::string& path, std::string* body) {
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::vector<std::string>& flags, const std::string& log_name) {
+  // A port free a moment ago may be taken by another test's server before
+  // this one binds it (FreePort races): then try other ports.
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    server = StartOnFreePorts(flags, log_name);
+    if (server.ok() ||
+        server.status().message().find("cannot listen") == std::string::npos) {
+      break;
+    }
+  }
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartOnFreePorts(
+    const std::vector<std::string>& flags, const std::string& log_name) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
   const int port = FreePort();
   server->metrics_port_ = FreePort();

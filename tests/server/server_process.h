@@ -40,7 +40,8 @@ class ServerProcess {
  public:
   // Starts SERVER_BIN with `flags` plus --address, --port,
   // --metrics_port and --plan_seconds=1, and waits (up to a minute) until gRPC
-  // health says SERVING. The log goes to TempDir()/<log_name>.
+  // health says SERVING. Tries other ports when the chosen ones were taken. The
+  // log goes to TempDir()/<log_name>.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::vector<std::string>& flags, const std::string& log_name);
   // Sends SIGKILL if the process is still running.
@@ -57,6 +58,8 @@ class ServerProcess {
 
  private:
   ServerProcess() = default;
+  static absl::StatusOr<std::unique_ptr<ServerProcess>> StartOnFreePorts(
+      const std::vector<std::string>& flags, const std::string& log_name);
 
   pid_t pid_ = 0;
   std::string address_;
