@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "model/imaging/postprocess.h"
+#include "server/scheduling/contained.h"
 
 namespace unet {
 namespace {
@@ -79,21 +80,6 @@ absl::Status FinishJob(SegmentJob& job, const BatchOutput& output, size_t i) {
   }
   response.mutable_timing()->set_postprocess_us(MicrosSince(start));
   return absl::OkStatus();
-}
-
-// Calls `fn`; an exception becomes a status, so that none leaves the worker
-// and every job is completed: bad_alloc as RESOURCE_EXHAUSTED, anything else
-// as INTERNAL (the server's own bug).
-template <typename Fn>
-auto Contained(absl::string_view doing, Fn fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("out of memory: cannot ", doing));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("cannot ", doing, ": ", e.what()));
-  }
 }
 
 // Runs one forward pass over `jobs` (one model version, one input shape) on

@@ -11,25 +11,12 @@
 #include "model/imaging/postprocess.h"
 #include "model/imaging/test_time_views.h"
 #include "segmentation/v1/segmentation.pb.h"
+#include "server/scheduling/contained.h"
 
 namespace unet {
 namespace {
 
 using segmentation::v1::SegmentResponse;
-
-// Calls `fn`; an exception becomes a status, so that none leaves a tile's
-// completion (a worker's thread) and every request is completed.
-template <typename Fn>
-absl::Status Contained(absl::string_view doing, Fn fn) {
-  try {
-    return fn();
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("out of memory: cannot ", doing));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("cannot ", doing, ": ", e.what()));
-  }
-}
 
 // One view of the image (the image itself without test-time augmentation)
 // and its tiles: tiles [first_tile, first_tile + plan.tiles()) of the
