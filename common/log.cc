@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -44,8 +45,49 @@ void WriteLine(const std::string& line) {
   }
 }
 
+// Library lines logged per window; the rest are counted. A client can make
+// libraries complain (each failed TLS handshake is a line of gRPC's, each
+// corrupt image one of libpng's): its requests must not fill the log.
+constexpr int kLibraryLinesPerWindow = 20;
+constexpr absl::Duration kLibraryLineWindow = absl::Seconds(10);
+
+class LibraryLineLimit {
+ public:
+  // Returns whether to log a line now; reports the lines held back in the
+  // window that ended.
+  bool Admit() {
+    const absl::Time now = absl::Now();
+    if (now - window_start_ >= kLibraryLineWindow) {
+      if (suppressed_ > 0) {
+        LogEvent("library_output_suppressed",
+                 {{"lines", absl::StrCat(suppressed_)},
+                  {"window_s",
+                   absl::StrCat(absl::ToInt64Seconds(kLibraryLineWindow))}});
+      }
+      window_start_ = now;
+      logged_ = suppressed_ = 0;
+    }
+    if (logged_ < kLibraryLinesPerWindow) {
+      ++logged_;
+      return true;
+    }
+    ++suppressed_;
+    return false;
+  }
+
+ private:
+  absl::Time window_start_ = absl::InfinitePast();
+  int logged_ = 0;
+  int64_t suppressed_ = 0;
+};
+
+void LogLibraryLine(LibraryLineLimit& limit, absl::string_view text) {
+  if (limit.Admit()) LogEvent("library_output", {{"text", text}});
+}
+
 // Reads what libraries write to the captured stderr, a line at a time.
 void ForwardLibraryOutput(int read_fd) {
+  LibraryLineLimit limit;
   std::string pending;
   char buffer[4096];
   while (true) {
@@ -55,13 +97,12 @@ void ForwardLibraryOutput(int read_fd) {
     size_t end;
     while ((end = pending.find('\n')) != std::string::npos) {
       if (end > 0) {
-        LogEvent("library_output",
-                 {{"text", absl::string_view(pending).substr(0, end)}});
+        LogLibraryLine(limit, absl::string_view(pending).substr(0, end));
       }
       pending.erase(0, end + 1);
     }
     if (pending.size() > kMaxLogValueBytes) {
-      LogEvent("library_output", {{"text", pending}});
+      LogLibraryLine(limit, pending);
       pending.clear();
     }
   }

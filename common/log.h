@@ -32,6 +32,9 @@ std::string LogValue(absl::string_view value);
 // Routes what libraries write to stderr (libpng's and libjpeg's complaints
 // about a client's bytes, gRPC's own messages) through LogEvent as escaped
 // `event=library_output` lines, so that nothing reaches the log unescaped.
+// At most 20 such lines per 10 s: what a client provokes (failed TLS
+// handshakes, corrupt images) cannot fill the log; the lines held back are
+// counted in an `event=library_output_suppressed` line.
 // Call once at start-up, before other threads run.
 void CaptureLibraryOutput();
 

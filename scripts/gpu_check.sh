@@ -123,8 +123,9 @@ trap collect EXIT
 
 python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print("loopback: bound port", s.getsockname()[1])' 2>&1 |
   tail -1 | tee -a "$summary"
-stage configure 120 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$prefix" -DUNET_PYTHON="$(command -v python3)" || exit 1
+# The CUDA image's configuration (Dockerfile), with the tests.
+stage configure 120 scripts/configure_release.sh "$build" "$prefix" \
+  -DUNET_PYTHON="$(command -v python3)" || exit 1
 grep -E "LibTorch|CUDA" "$logs/configure.log" | tee -a "$summary"
 
 # The trainer first, so that it trains while the rest builds.

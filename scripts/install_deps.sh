@@ -1,22 +1,48 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the service, its tests and its tools need.
-# Idempotent: installs nothing when everything is there. Used by the README,
-# .ci/run and the Dockerfile.
+# Installs the Debian 12 packages the service needs. Idempotent: installs
+# nothing when everything is there. Used by the README, .ci/run and the
+# Dockerfile.
+#
+#   usage: scripts/install_deps.sh [all|build|runtime]
+#     all (default): build, test and tooling packages (a developer machine, CI)
+#     build:   what compiling the service needs (the image's build stage)
+#     runtime: the shared libraries the binaries load (the image's runtime)
+#   UNET_DEBIAN_TORCH=0 leaves out Debian's LibTorch (libtorch-dev,
+#   libtorch1.13): for a build against another LibTorch, such as CUDA's.
 set -euo pipefail
+group=${1:-all}
 
-packages=(
-  # build
+build_packages=(
   build-essential cmake ninja-build ccache pkg-config
-  # the service
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libopencv-dev libabsl-dev prometheus-cpp-dev libtorch-dev
-  # tests: GoogleTest, Python interop (TorchScript export), promtool and a
-  # real Prometheus server
-  libgtest-dev libgmock-dev python3-torch python3-grpcio python3-opencv
-  prometheus
-  # tests: fuzzing (clang 14 with libFuzzer and the sanitizer runtimes)
-  clang libclang-rt-14-dev
+  libopencv-dev libabsl-dev prometheus-cpp-dev libssl-dev
 )
+runtime_packages=(
+  libgrpc++1.51 libprotobuf32 libabsl20220623 libopencv-core406
+  libopencv-imgproc406 libopencv-imgcodecs406 libprometheus-cpp-core1.0
+  libcivetweb1 libssl3 ca-certificates curl
+)
+if [[ ${UNET_DEBIAN_TORCH:-1} == 1 ]]; then
+  build_packages+=(libtorch-dev)
+  runtime_packages+=(libtorch1.13)
+fi
+test_packages=(
+  # GoogleTest, Python interop (TorchScript export, the Python client),
+  # promtool and a real Prometheus server
+  libgtest-dev libgmock-dev python3-torch python3-grpcio python3-opencv
+  python3-yaml prometheus
+  # fuzzing: clang 14 with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev
+  # TLS tests make their certificates; the image test drives Docker
+  openssl curl
+)
+
+case $group in
+  all) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+  build) packages=("${build_packages[@]}") ;;
+  runtime) packages=("${runtime_packages[@]}") ;;
+  *) echo "usage: $0 [all|build|runtime]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -230,13 +230,15 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
                                         options.metrics_port, server->metrics_,
                                         std::move(sources), server->ready_));
 
+  ASSIGN_OR_RETURN(const std::shared_ptr<grpc::ServerCredentials> credentials,
+                   MakeServerCredentials(options.tls));
   server->service_ = std::make_unique<SegmentationService>(
       server->models_, server->executor_, server->metrics_, options.service);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.address, ":", options.port),
-                           grpc::InsecureServerCredentials(), &server->port_);
+                           credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   grpc::ResourceQuota quota("segmentation_server");
   quota.Resize(static_cast<size_t>(options.grpc_memory_bytes));
@@ -255,6 +257,11 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
        {"max_queue_mib", absl::StrCat(options.batcher.max_queue_bytes >> 20)},
        {"grpc_memory_mib", absl::StrCat(options.grpc_memory_bytes >> 20)},
        {"metrics_port", absl::StrCat(server->metrics_port())},
+       {"transport", options.tls.cert.empty()        ? "plaintext"
+                     : options.tls.client_ca.empty() ? "tls"
+                                                     : "mutual_tls"},
+       {"bearer_tokens",
+        options.service.tokens != nullptr ? "required" : "off"},
        {"devices", absl::StrJoin(server->slot_devices_, ",")}});
 
   RETURN_IF_ERROR(server->models_.LoadAll());

@@ -21,6 +21,7 @@
 #include "server/observability/http_endpoints.h"
 #include "server/observability/metrics.h"
 #include "server/scheduling/segment_executor.h"
+#include "server/security/server_credentials.h"
 
 namespace unet {
 
@@ -65,6 +66,9 @@ struct ServerOptions {
   // At least this; server_main raises it to fit the largest image accepted.
   int max_receive_message_bytes = 64 << 20;
   int drain_timeout_s = 30;  // for accepted requests at shutdown
+  // The gRPC port's TLS (empty cert: plaintext); bearer tokens are
+  // service.tokens.
+  TlsFiles tls;
   // HTTP: /metrics, /healthz, /readyz (port 0: any free port).
   std::string metrics_address = "0.0.0.0";
   int metrics_port = 9090;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/machine_memory.h"
 #include "server/imaging/opencv_limits.h"
+#include "server/security/bearer_tokens.h"
 #include "server/segmentation_server.h"
 
 ABSL_FLAG(int, port, 50051, "gRPC port (0: any free port)");
@@ -103,6 +104,20 @@ ABSL_FLAG(int, metrics_port, 9090,
           "HTTP port for /metrics, /healthz and /readyz (0: any free port)");
 ABSL_FLAG(std::string, metrics_address, "0.0.0.0",
           "address the HTTP endpoints listen on");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: the gRPC port speaks TLS (1.2 or later); "
+          "read again when replaced, see --tls_reload_interval_s");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: mutual TLS, clients must present a certificate it "
+          "signed");
+ABSL_FLAG(int, tls_reload_interval_s, 10,
+          "how often the TLS files are read again (replace them atomically: "
+          "docs/deployment.md)");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "file of bearer tokens, one per line: every Segment, GetModelInfo "
+          "and ListModels call must send \"authorization: Bearer TOKEN\" "
+          "(health checks need none); read again when it changes");
 ABSL_FLAG(int, drain_timeout_s, 30,
           "seconds to finish accepted requests after SIGTERM");
 
@@ -208,6 +223,21 @@ int main(int argc, char** argv) {
                  "--tiles_in_flight and the byte and pixel bounds not "
                  "negative\n";
     return 2;
+  }
+  options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.tls.reload_interval =
+      absl::Seconds(std::max(1, absl::GetFlag(FLAGS_tls_reload_interval_s)));
+  if (const std::string tokens = absl::GetFlag(FLAGS_auth_tokens_file);
+      !tokens.empty()) {
+    auto loaded = unet::BearerTokens::Load(tokens);
+    if (!loaded.ok()) {
+      std::cerr << "segmentation_server: --auth_tokens_file: "
+                << loaded.status().message() << "\n";
+      return 2;
+    }
+    options.service.tokens = *std::move(loaded);
   }
   const absl::Status status = unet::RunServer(options);
   if (!status.ok()) {

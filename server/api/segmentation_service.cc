@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <exception>
+#include <iterator>
 #include <new>
 #include <utility>
 
@@ -268,12 +269,28 @@ void SegmentationService::AdmitAndQueue(const Call& call) {
   }
 }
 
+absl::Status SegmentationService::Authenticate(
+    const grpc::CallbackServerContext& context) const {
+  if (options_.tokens == nullptr) return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  const auto [first, last] = metadata.equal_range("authorization");
+  // Absent, or sent twice (which one would count?): refused either way.
+  const bool one = first != last && std::next(first) == last;
+  return options_.tokens->Check(
+      one ? absl::string_view(first->second.data(), first->second.size())
+          : absl::string_view());
+}
+
 grpc::ServerUnaryReactor* SegmentationService::Segment(
     grpc::CallbackServerContext* context, const SegmentRequest* request,
     SegmentResponse* response) {
   metrics_.in_flight().Increment();
   Call call{context, request,    response, context->DefaultReactor(),
             nullptr, absl::Now()};
+  if (absl::Status caller = Authenticate(*context); !caller.ok()) {
+    FinishSegment(call, caller);
+    return call.reactor;
+  }
   if (absl::Status fields = CheckRequestFields(*request); !fields.ok()) {
     FinishSegment(call, fields);
     return call.reactor;
@@ -296,6 +313,11 @@ grpc::ServerUnaryReactor* SegmentationService::GetModelInfo(
     ModelInfo* response) {
   const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status caller = Authenticate(*context); !caller.ok()) {
+    metrics_.unknown_model().RecordModelInfo(caller, absl::Now() - received);
+    reactor->Finish(ToGrpcStatus(caller));
+    return reactor;
+  }
   const auto model = models_.Find(request->model(), request->model_version());
   if (model.ok()) {
     *response = DescribeModel(**model, models_.Versions((*model)->name),
@@ -318,6 +340,11 @@ grpc::ServerUnaryReactor* SegmentationService::ListModels(
     grpc::CallbackServerContext* context,
     const segmentation::v1::ListModelsRequest* /*request*/,
     segmentation::v1::ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status caller = Authenticate(*context); !caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller));
+    return reactor;
+  }
   for (const std::string& name : models_.ModelNames()) {
     segmentation::v1::ModelStatus* model = response->add_models();
     model->set_name(name);
@@ -326,7 +353,6 @@ grpc::ServerUnaryReactor* SegmentationService::ListModels(
       *model->add_versions() = version;
     }
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -19,6 +19,7 @@
 #include "server/scheduling/segment_executor.h"
 #include "server/scheduling/tiled_request.h"
 #include "server/scheduling/work_pool.h"
+#include "server/security/bearer_tokens.h"
 
 namespace unet {
 
@@ -51,6 +52,9 @@ struct ServiceOptions {
   WorkPoolOptions decode_pool;  // where requests are decoded and prepared
   // What GetModelInfo reports of how the server runs its passes.
   segmentation::v1::ExecutionPlan execution_plan;
+  // Bearer tokens every call must present; null: no authentication. The
+  // health service is not this service's, so probes need no token.
+  std::shared_ptr<BearerTokens> tokens;
 };
 
 // Returns what a square image of `max_pixels` pads to for the seed U-Net:
@@ -108,6 +112,9 @@ class SegmentationService final
     std::optional<TiledRequestOptions> tiling;
     cv::Mat pixels;  // with tiling
   };
+
+  // OK without tokens, or when the call presents one of them.
+  absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
 
   // Validates the request and turns its image into input for `model`.
   absl::StatusOr<Admitted> Admit(

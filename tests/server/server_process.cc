@@ -120,12 +120,13 @@ int HttpGet(int port, const std::string& path, std::string* body) {
 }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
-    const std::vector<std::string>& flags, const std::string& log_name) {
+    const std::vector<std::string>& flags, const std::string& log_name,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
   // A port free a moment ago may be taken by another test's server before
   // this one binds it (FreePort races): then try other ports.
   absl::StatusOr<std::unique_ptr<ServerProcess>> server;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    server = StartOnFreePorts(flags, log_name);
+    server = StartOnFreePorts(flags, log_name, credentials);
     if (server.ok() ||
         server.status().message().find("cannot listen") == std::string::npos) {
       break;
@@ -135,7 +136,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartOnFreePorts(
-    const std::vector<std::string>& flags, const std::string& log_name) {
+    const std::vector<std::string>& flags, const std::string& log_name,
+    const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
   const int port = FreePort();
   server->metrics_port_ = FreePort();
@@ -150,11 +152,19 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::StartOnFreePorts(
       "--plan_seconds=1"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   server->pid_ = Spawn(argv, server->log_);
-  server->channel_ =
-      grpc::CreateChannel(server->address_, grpc::InsecureChannelCredentials());
-  auto health = grpc::health::v1::Health::NewStub(server->channel_);
   const auto give_up =
       std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  // The channel is made once the port listens: a gRPC channel that failed
+  // to connect waits 20 s (its minimum connect timeout) before trying again.
+  while (!CanConnect(port) && std::chrono::steady_clock::now() < give_up) {
+    if (waitpid(server->pid_, nullptr, WNOHANG) == server->pid_) {
+      server->pid_ = 0;
+      return absl::InternalError("server exited:\n" + server->log());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  server->channel_ = grpc::CreateChannel(server->address_, credentials);
+  auto health = grpc::health::v1::Health::NewStub(server->channel_);
   while (std::chrono::steady_clock::now() < give_up) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +

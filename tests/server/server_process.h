@@ -41,9 +41,11 @@ class ServerProcess {
   // Starts SERVER_BIN with `flags` plus --address, --port,
   // --metrics_port and --plan_seconds=1, and waits (up to a minute) until gRPC
   // health says SERVING. Tries other ports when the chosen ones were taken. The
-  // log goes to TempDir()/<log_name>.
+  // log goes to TempDir()/<log_name>. channel() uses `credentials`.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
-      const std::vector<std::string>& flags, const std::string& log_name);
+      const std::vector<std::string>& flags, const std::string& log_name,
+      std::shared_ptr<grpc::ChannelCredentials> credentials =
+          grpc::InsecureChannelCredentials());
   // Sends SIGKILL if the process is still running.
   ~ServerProcess();
 
@@ -59,7 +61,8 @@ class ServerProcess {
  private:
   ServerProcess() = default;
   static absl::StatusOr<std::unique_ptr<ServerProcess>> StartOnFreePorts(
-      const std::vector<std::string>& flags, const std::string& log_name);
+      const std::vector<std::string>& flags, const std::string& log_name,
+      const std::shared_ptr<grpc::ChannelCredentials>& credentials);
 
   pid_t pid_ = 0;
   std::string address_;
