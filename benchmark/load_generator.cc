@@ -46,6 +46,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -77,6 +78,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/connection.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 
 ABSL_FLAG(std::string, mode, "", "flood or soak");
@@ -161,8 +163,17 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   // Channels with a shared subchannel pool would share one connection, and
   // with it the server's limit on concurrent HTTP/2 streams.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  // TLS and token flags (client/connection.h); wrong ones end the run.
+  static const absl::StatusOr<unet::ConnectionOptions> connection =
+      unet::ConnectionOptionsFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      connection.ok() ? unet::Connect(address, *connection, args)
+                      : connection.status();
+  if (!channel.ok()) {
+    std::cerr << "load_generator: " << channel.status().message() << "\n";
+    std::exit(2);
+  }
+  return *std::move(channel);
 }
 
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {

@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "client/connection.h"
 #include "common/command_line.h"
 #include "common/cpu_threads.h"
 #include "common/machine_memory.h"
@@ -129,7 +130,13 @@ SegmentRequest ImageRequest(const std::string& image) {
   return request;
 }
 
-LevelResult RunLevel(const std::string& address, const SegmentRequest& request,
+// A server to call: its address and how to reach it (client/connection.h).
+struct Target {
+  std::string address;
+  ConnectionOptions connection;
+};
+
+LevelResult RunLevel(const Target& target, const SegmentRequest& request,
                      int concurrency, double seconds) {
   std::atomic<bool> measuring{false}, stop{false};
   std::vector<std::vector<double>> latencies(concurrency);
@@ -142,8 +149,13 @@ LevelResult RunLevel(const std::string& address, const SegmentRequest& request,
       grpc::ChannelArguments arguments;
       arguments.SetMaxReceiveMessageSize(-1);  // masks of tiled images
       arguments.SetMaxSendMessageSize(-1);
-      auto stub = Segmentation::NewStub(grpc::CreateCustomChannel(
-          address, grpc::InsecureChannelCredentials(), arguments));
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          Connect(target.address, target.connection, arguments);
+      if (!channel.ok()) {
+        ++failed;
+        return;
+      }
+      auto stub = Segmentation::NewStub(*channel);
       while (!stop) {
         grpc::ClientContext context;
         SegmentResponse response;
@@ -302,9 +314,9 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
   return limit;
 }
 
-// Sweeps --concurrency against `address` and prints one table; the columns
+// Sweeps --concurrency against `target` and prints one table; the columns
 // against the limit only when there is one.
-absl::Status RunLevels(const std::string& address, const std::string& image,
+absl::Status RunLevels(const Target& target, const std::string& image,
                        const Limit* limit) {
   const double seconds = absl::GetFlag(FLAGS_seconds);
   if (limit != nullptr) {
@@ -326,7 +338,7 @@ absl::Status RunLevels(const std::string& address, const std::string& image,
       return absl::InvalidArgumentError("bad --concurrency");
     }
     const LevelResult r =
-        RunLevel(address, ImageRequest(image), concurrency, seconds);
+        RunLevel(target, ImageRequest(image), concurrency, seconds);
     const double throughput = r.completed / r.seconds;
     if (limit == nullptr) {
       std::cout << absl::StrFormat(
@@ -359,7 +371,7 @@ absl::Status RunLevels(const std::string& address, const std::string& image,
 // sent as OVERLAP_TILE at each --tiled_concurrency, against the raw limit of
 // its tiles, timed as the whole-image limit is (`time_tiles`).
 absl::Status RunTiledCase(
-    const std::string& address, const cv::Mat& pixels, const LoadedModel& model,
+    const Target& target, const cv::Mat& pixels, const LoadedModel& model,
     int tile_size,
     const std::function<absl::StatusOr<Limit>(const PreparedImage&)>&
         time_tiles) {
@@ -396,7 +408,7 @@ absl::Status RunTiledCase(
     if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
       return absl::InvalidArgumentError("bad --tiled_concurrency");
     }
-    const LevelResult r = RunLevel(address, request, concurrency,
+    const LevelResult r = RunLevel(target, request, concurrency,
                                    absl::GetFlag(FLAGS_tiled_seconds) > 0
                                        ? absl::GetFlag(FLAGS_tiled_seconds)
                                        : absl::GetFlag(FLAGS_seconds));
@@ -420,7 +432,10 @@ absl::Status Run(bool channels_last_given) {
     std::cout << absl::StrFormat(
         "server %s at %s, image %s\n\n", absl::GetFlag(FLAGS_label),
         absl::GetFlag(FLAGS_server), absl::GetFlag(FLAGS_image));
-    return RunLevels(absl::GetFlag(FLAGS_server), bytes.str(), nullptr);
+    ASSIGN_OR_RETURN(ConnectionOptions connection,
+                     ConnectionOptionsFromFlags());
+    return RunLevels({absl::GetFlag(FLAGS_server), std::move(connection)},
+                     bytes.str(), nullptr);
   }
 
   ServerOptions options;
@@ -484,12 +499,12 @@ absl::Status Run(bool channels_last_given) {
     return TimeBatches(*model->engines.front(), input, plan.max_batch_size(),
                        seconds);
   };
-  const std::string address = absl::StrCat("127.0.0.1:", server->port());
+  const Target target{absl::StrCat("127.0.0.1:", server->port()), {}};
   ASSIGN_OR_RETURN(const Limit limit, time_limit(prepared));
-  RETURN_IF_ERROR(RunLevels(address, bytes.str(), &limit));
+  RETURN_IF_ERROR(RunLevels(target, bytes.str(), &limit));
   if (absl::GetFlag(FLAGS_tiled_side) > 0) {
     RETURN_IF_ERROR(
-        RunTiledCase(address, pixels, *model, server->tile_size(), time_limit));
+        RunTiledCase(target, pixels, *model, server->tile_size(), time_limit));
   }
   server->Drain();
   return absl::OkStatus();

@@ -26,6 +26,7 @@
 #include "client/cli/progress.h"
 #include "client/cli/segment_run.h"
 #include "client/cli/server_info.h"
+#include "client/connection.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "server address HOST:PORT");
@@ -195,9 +196,21 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(-1);  // masks of large images
   channel_args.SetMaxSendMessageSize(-1);
-  const auto stub = Segmentation::NewStub(grpc::CreateCustomChannel(
-      absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(),
-      channel_args));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel;
+  const absl::StatusOr<unet::ConnectionOptions> connection =
+      unet::ConnectionOptionsFromFlags();
+  if (connection.ok()) {
+    channel =
+        unet::Connect(absl::GetFlag(FLAGS_server), *connection, channel_args);
+  }
+  if (!connection.ok() || !channel.ok()) {
+    std::cerr
+        << "segment: "
+        << (connection.ok() ? channel.status() : connection.status()).message()
+        << "\n";
+    return 2;
+  }
+  const auto stub = Segmentation::NewStub(*channel);
   if (inputs.size() == 1 && inputs[0] == "models") return PrintModels(*stub);
   if (inputs.size() == 1 && inputs[0] == "info") return PrintInfo(*stub);
   return Segment(*stub, inputs);

@@ -235,5 +235,43 @@ TEST_F(TransportSecurityTest, BearerTokensGuardTheServiceButNotHealth) {
   EXPECT_NE(log.find("UNAUTHENTICATED"), std::string::npos) << log;
 }
 
+// The `segment` CLI's flags (client/connection.h) against a server that
+// wants a client certificate and a token.
+TEST_F(TransportSecurityTest, TheCliSendsItsCertificateAndToken) {
+  const fs::path tokens = *dir_ / "cli_tokens.txt";
+  std::ofstream(tokens) << kToken << "\n";
+  const fs::path token_file = *dir_ / "cli_token";
+  std::ofstream(token_file) << kToken << "\n";
+  auto server =
+      ServerProcess::Start(Flags({"--tls_cert=" + server_->cert.string(),
+                                  "--tls_key=" + server_->key.string(),
+                                  "--tls_client_ca=" + ca_->cert.string(),
+                                  "--auth_tokens_file=" + tokens.string()}),
+                           "cli_tls_server.log", TlsClient(*ca_, client_));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const fs::path out = *dir_ / "cli_out";
+  const fs::path log = *dir_ / "cli.log";
+  const auto run = [&](std::vector<std::string> flags) {
+    std::vector<std::string> argv = {SEGMENT_BIN,
+                                     "--server=" + (*server)->address(),
+                                     "--output=" + out.string()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back(std::string(UNET_TEST_DATA_DIR) + "/isbi_unlabeled_0.png");
+    return testing::WaitForExit(testing::Spawn(argv, log));
+  };
+  const std::string ca = "--tls_ca=" + ca_->cert.string();
+  const std::string cert = "--tls_cert=" + client_->cert.string();
+  const std::string key = "--tls_key=" + client_->key.string();
+  EXPECT_EQ(run({ca, cert, key, "--token_file=" + token_file.string()}), 0)
+      << testing::ReadFile(log);
+  EXPECT_TRUE(fs::exists(out / "isbi_unlabeled_0_mask.png"));
+
+  EXPECT_EQ(run({ca, cert, key, "--overwrite"}), 1);
+  EXPECT_NE(testing::ReadFile(log).find("UNAUTHENTICATED"), std::string::npos)
+      << testing::ReadFile(log);
+  EXPECT_EQ(run({ca, "--token_file=" + token_file.string(), "--overwrite"}), 1);
+  EXPECT_EQ(run({cert, key}), 2);  // a certificate without a CA to trust
+}
+
 }  // namespace
 }  // namespace unet
