@@ -30,7 +30,7 @@ test_packages=(
   # GoogleTest, Python interop (TorchScript export, the Python client),
   # promtool and a real Prometheus server
   libgtest-dev libgmock-dev python3-torch python3-grpcio python3-opencv
-  python3-yaml prometheus
+  prometheus
   # fuzzing: clang 14 with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev
   # TLS tests make their certificates; the image test drives Docker

@@ -148,5 +148,95 @@ class PythonClientTest(unittest.TestCase):
                 client.models()
 
 
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+class PythonClientTlsTest(unittest.TestCase):
+    """tls= and token= against a server with TLS and bearer tokens."""
+
+    TOKEN = "python-client-token-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        d = cls.dir.name
+        ext = os.path.join(d, "san.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *ec, "-days", "2", "-subj", "/CN=ca",
+                "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt")
+        openssl("req", *ec, "-subj", "/CN=server", "-keyout", f"{d}/s.key",
+                "-out", f"{d}/s.csr")
+        openssl("x509", "-req", "-days", "2", "-in", f"{d}/s.csr", "-CA",
+                f"{d}/ca.crt", "-CAkey", f"{d}/ca.key", "-CAcreateserial",
+                "-extfile", ext, "-out", f"{d}/s.crt")
+        with open(f"{d}/tokens", "w") as f:
+            f.write(cls.TOKEN + "\n")
+        with open(f"{d}/ca.crt", "rb") as f:
+            cls.trust = grpc.ssl_channel_credentials(f.read())
+        cls.port = free_port()
+        cls.log = tempfile.NamedTemporaryFile(suffix=".log")
+        cls.server = subprocess.Popen(
+            [
+                os.environ["SERVER_BIN"],
+                "--model_root=" + os.environ["MODEL_ROOT"],
+                "--device=cpu",
+                "--address=127.0.0.1",
+                f"--port={cls.port}",
+                "--metrics_address=127.0.0.1",
+                f"--metrics_port={free_port()}",
+                "--instances=1",
+                "--cpu_threads=1",
+                "--max_batch_size=1",
+                f"--tls_cert={d}/s.crt",
+                f"--tls_key={d}/s.key",
+                f"--auth_tokens_file={d}/tokens",
+            ],
+            stdout=cls.log,
+            stderr=subprocess.STDOUT,
+        )
+        give_up = time.monotonic() + 60
+        while True:
+            try:
+                with cls.connect(token=cls.TOKEN) as client:
+                    client.models()
+                break
+            except sc.UnavailableError:
+                if time.monotonic() > give_up or cls.server.poll() is not None:
+                    cls.tearDownClass()
+                    raise
+                time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.terminate()
+        cls.server.wait(timeout=60)
+        cls.dir.cleanup()
+
+    @classmethod
+    def connect(cls, **kwargs):
+        return sc.Client(f"127.0.0.1:{cls.port}", tls=cls.trust, timeout=10,
+                         **kwargs)
+
+    def test_the_right_token_segments(self):
+        image = np.zeros((40, 50), np.uint8)
+        with self.connect(token=self.TOKEN) as client:
+            self.assertEqual(client.segment(image).mask.shape, (40, 50))
+
+    def test_a_missing_or_wrong_token_is_unauthenticated(self):
+        for token in (None, "wrong-token-0123456789abcdef"):
+            with self.connect(token=token) as client:
+                with self.assertRaises(sc.UnauthenticatedError):
+                    client.models()
+
+    def test_plaintext_is_refused(self):
+        with sc.Client(f"127.0.0.1:{self.port}", token=self.TOKEN,
+                       timeout=5) as client:
+            with self.assertRaises(sc.UnavailableError):
+                client.models()
+
+
 if __name__ == "__main__":
     unittest.main()
