@@ -49,6 +49,14 @@ absl::Status ValidateModelConfig(const ModelConfig& config) {
     return absl::InvalidArgumentError(
         "weights_precision fp16 is for the libtorch format only");
   }
+  const auto& dicom = config.dicom_input();
+  if (dicom.has_window() && !(dicom.window().width() > 0)) {
+    return absl::InvalidArgumentError("dicom_input.window.width must be > 0");
+  }
+  if (dicom.has_range() && !(dicom.range().max() > dicom.range().min())) {
+    return absl::InvalidArgumentError(
+        "dicom_input.range.max must be above dicom_input.range.min");
+  }
   const auto& arch = config.architecture();
   if (arch.input_channels() < 1) {
     return absl::InvalidArgumentError(

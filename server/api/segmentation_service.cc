@@ -13,6 +13,7 @@
 #include "model/imaging/preprocess.h"
 #include "model/unet_geometry.h"
 #include "server/api/grpc_status.h"
+#include "server/imaging/dicom_decoder.h"
 #include "server/imaging/image_decoder.h"
 #include "server/scheduling/tiled_request.h"
 
@@ -20,6 +21,7 @@ namespace unet {
 namespace {
 
 using segmentation::v1::GetModelInfoRequest;
+using segmentation::v1::Image;
 using segmentation::v1::ModelInfo;
 using segmentation::v1::SegmentRequest;
 using segmentation::v1::SegmentResponse;
@@ -83,6 +85,22 @@ int64_t RequestImageBytes(const SegmentRequest& request) {
                               request.image().raw().data().size());
 }
 
+// A DICOM file's intensities as its model maps them (dicom_decoder.h), or
+// any other image as image_decoder.h decodes it.
+absl::StatusOr<cv::Mat> DecodeRequestImage(const Image& image,
+                                           const DecodeLimits& limits,
+                                           const ModelConfig& config) {
+  if (!IsDicomFile(image.encoded())) return DecodeImage(image, limits);
+  ASSIGN_OR_RETURN(std::vector<cv::Mat> frames,
+                   DecodeDicom(image.encoded(), limits, config.dicom_input()));
+  if (frames.size() != 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        "multi-frame DICOM (", frames.size(),
+        " frames) is not segmented yet; send one frame per request"));
+  }
+  return std::move(frames.front());
+}
+
 }  // namespace
 
 int64_t DefaultMaxInputPixels(int64_t max_pixels) {
@@ -119,8 +137,8 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   job = std::make_unique<SegmentJob>();
   job->model = std::move(model);
   const ModelConfig& config = job->model->config;
-  ASSIGN_OR_RETURN(cv::Mat pixels,
-                   DecodeImage(request.image(), options_.decode));
+  ASSIGN_OR_RETURN(cv::Mat pixels, DecodeRequestImage(request.image(),
+                                                      options_.decode, config));
   // Bound the pass, not just the image: a thin image pads to a network input
   // far larger than its pixel count. Such an image is tiled, with the same
   // result, unless the model stretches its output (retain_dim).

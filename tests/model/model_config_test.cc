@@ -29,6 +29,15 @@ TEST(ModelConfigTest, ParsesAValidDocument) {
   EXPECT_DOUBLE_EQ(config->training().metrics().at("pixel_error"), 0.07);
 }
 
+TEST(ModelConfigTest, ParsesADicomWindow) {
+  std::string json = kValidJson;
+  json.insert(json.rfind('}'),
+              R"(, "dicom_input": {"window": {"center": 40, "width": 400}})");
+  const auto config = ParseModelConfig(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_DOUBLE_EQ(config->dicom_input().window().width(), 400);
+}
+
 TEST(ModelConfigTest, FillsValidSizesFromTheArchitecture) {
   const auto config = ParseModelConfig(R"json({
     "format": "libtorch",
@@ -105,6 +114,18 @@ INSTANTIATE_TEST_SUITE_P(
                       R"({"format": "libtorch", "weights_precision": "fp8",
                           "architecture": {"channels": [4]}})",
                       "weights_precision"},
+        BadConfigCase{"ZeroWidthDicomWindow",
+                      R"({"format": "libtorch", "architecture":
+                          {"input_channels": 1, "num_classes": 1,
+                           "channels": [4]}, "class_names": ["a"],
+                          "dicom_input": {"window": {"center": 40}}})",
+                      "dicom_input.window.width"},
+        BadConfigCase{"EmptyDicomRange",
+                      R"({"format": "libtorch", "architecture":
+                          {"input_channels": 1, "num_classes": 1,
+                           "channels": [4]}, "class_names": ["a"],
+                          "dicom_input": {"range": {"min": 5, "max": 5}}})",
+                      "dicom_input.range.max"},
         BadConfigCase{"HalfTorchScript",
                       R"({"format": "torchscript", "weights_precision": "fp16",
                           "architecture": {"channels": [4]}})",

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "model/model_writer.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "tests/server/imaging/dicom_fixtures.h"
 #include "tests/server/server_process.h"
 
 namespace unet {
@@ -137,6 +138,48 @@ TEST_F(SegmentationServerTest, SegmentsARealEmImage) {
   EXPECT_GT(response.timing().inference_us(), 0);
   EXPECT_GT(response.timing().preprocess_us(), 0);
   EXPECT_EQ(response.timing().batch_size(), 1);
+}
+
+// A DICOM file of the same pixels gives the mask the PNG gives: its
+// intensities are the PNG's when the model maps nothing (dicom_input unset).
+TEST_F(SegmentationServerTest, ADicomSliceSegmentsAsThePngOfItsPixels) {
+  const cv::Mat slice = cv::imread(kTrainImage, cv::IMREAD_GRAYSCALE);
+  const cv::Mat crop = slice(cv::Rect(40, 60, 200, 150)).clone();
+  testing::DicomSpec spec;
+  spec.rows = crop.rows;
+  spec.columns = crop.cols;
+  spec.bits_allocated = 8;
+  spec.values.assign(crop.begin<uint8_t>(), crop.end<uint8_t>());
+  std::vector<uchar> png;
+  cv::imencode(".png", crop, png);
+  for (auto encoding :
+       {testing::DicomEncoding::kExplicitLittle, testing::DicomEncoding::kRle,
+        testing::DicomEncoding::kJpegLsLossless}) {
+    spec.encoding = encoding;
+    SegmentResponse from_dicom, from_png;
+    ASSERT_TRUE(
+        Segment(ImageRequest(testing::MakeDicom(spec)), &from_dicom).ok());
+    ASSERT_TRUE(
+        Segment(ImageRequest(std::string(png.begin(), png.end())), &from_png)
+            .ok());
+    const cv::Mat a = DecodePng(from_dicom.mask().data());
+    const cv::Mat b = DecodePng(from_png.mask().data());
+    ASSERT_EQ(a.size(), crop.size());
+    EXPECT_EQ(cv::countNonZero(a != b), 0);
+  }
+  // What the service cannot take yet or at all gets a precise status.
+  spec.frames = 2;
+  spec.values.insert(spec.values.end(), spec.values.begin(), spec.values.end());
+  spec.encoding = testing::DicomEncoding::kExplicitLittle;
+  SegmentResponse response;
+  EXPECT_EQ(
+      Segment(ImageRequest(testing::MakeDicom(spec)), &response).error_code(),
+      grpc::StatusCode::UNIMPLEMENTED);
+  spec.frames = 1;
+  spec.encoding = testing::DicomEncoding::kJpeg2000;
+  EXPECT_EQ(
+      Segment(ImageRequest(testing::MakeDicom(spec)), &response).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(SegmentationServerTest, ServesTheTorchScriptExport) {

@@ -1,0 +1,270 @@
+#include "server/imaging/dicom_decoder.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+#include <new>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace unet {
+namespace {
+
+using segmentation::v1::DicomInput;
+
+// Registers the decompression codecs and silences DCMTK's logger, once.
+void InitializeDcmtk() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    DcmRLEDecoderRegistration::registerCodecs();
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+  });
+}
+
+// The transfer syntaxes decoded here; JPEG 2000 is named in its refusal.
+absl::Status CheckTransferSyntax(const DcmXfer& syntax) {
+  switch (syntax.getXfer()) {
+    case EXS_LittleEndianImplicit:
+    case EXS_LittleEndianExplicit:
+    case EXS_BigEndianExplicit:
+    case EXS_DeflatedLittleEndianExplicit:
+    case EXS_RLELossless:
+    case EXS_JPEGProcess1:
+    case EXS_JPEGProcess2_4:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+    case EXS_JPEGLSLossless:
+    case EXS_JPEGLSLossy:
+      return absl::OkStatus();
+    case EXS_JPEG2000LosslessOnly:
+    case EXS_JPEG2000:
+    case EXS_JPEG2000MulticomponentLosslessOnly:
+    case EXS_JPEG2000Multicomponent:
+      return absl::InvalidArgumentError(
+          "DICOM pixel data in JPEG 2000 is not supported; send it "
+          "uncompressed, RLE, JPEG or JPEG-LS");
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("DICOM transfer syntax \"",
+                                                     syntax.getXferName(),
+                                                     "\" is not supported"));
+  }
+}
+
+struct PixelLayout {
+  int rows = 0, columns = 0, frames = 1;
+  int bits_allocated = 0, bits_stored = 0;
+  bool is_signed = false;
+  bool monochrome1 = false;
+  double slope = 1, intercept = 0;
+};
+
+// Reads what the pixels are from the header and checks it, before any
+// pixel data is decompressed.
+absl::StatusOr<PixelLayout> ReadLayout(DcmDataset& data,
+                                       const DecodeLimits& limits) {
+  PixelLayout layout;
+  Uint16 rows = 0, columns = 0, samples = 1, allocated = 0, stored = 0,
+         representation = 0;
+  if (data.findAndGetUint16(DCM_Rows, rows).bad() ||
+      data.findAndGetUint16(DCM_Columns, columns).bad() ||
+      data.findAndGetUint16(DCM_BitsAllocated, allocated).bad()) {
+    return absl::InvalidArgumentError(
+        "the DICOM file has no image: Rows, Columns or Bits Allocated is "
+        "missing");
+  }
+  data.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  if (data.findAndGetUint16(DCM_BitsStored, stored).bad()) stored = allocated;
+  data.findAndGetUint16(DCM_PixelRepresentation, representation);
+  OFString photometric;
+  data.findAndGetOFString(DCM_PhotometricInterpretation, photometric);
+  Sint32 frames = 1;
+  if (data.findAndGetSint32(DCM_NumberOfFrames, frames).bad()) frames = 1;
+  if (samples != 1 ||
+      (photometric != "MONOCHROME1" && photometric != "MONOCHROME2")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DICOM images must be greyscale (MONOCHROME1 or MONOCHROME2, one "
+        "sample per pixel); this one is ",
+        photometric.empty() ? "unnamed" : photometric.c_str(), " with ",
+        samples, " samples"));
+  }
+  if ((allocated != 8 && allocated != 16) || stored < 1 || stored > allocated) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DICOM pixels of ", allocated, " bits allocated and ",
+                     stored, " stored are not supported (8 or 16 allocated)"));
+  }
+  if (rows < 1 || columns < 1 || frames < 1) {
+    return absl::InvalidArgumentError("the DICOM image is empty");
+  }
+  const int64_t frame_pixels = int64_t{rows} * columns;
+  if (rows > limits.max_side || columns > limits.max_side ||
+      frame_pixels * frames > limits.max_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a DICOM image of ", frames, " frame(s) of ", columns, "x", rows,
+        " exceeds this server's limit of ", limits.max_pixels,
+        " pixels in all (sides up to ", limits.max_side, ")"));
+  }
+  layout.rows = rows;
+  layout.columns = columns;
+  layout.frames = frames;
+  layout.bits_allocated = allocated;
+  layout.bits_stored = stored;
+  layout.is_signed = representation == 1;
+  layout.monochrome1 = photometric == "MONOCHROME1";
+  Float64 slope = 1, intercept = 0;
+  if (data.findAndGetFloat64(DCM_RescaleSlope, slope).good() && slope != 0 &&
+      std::isfinite(slope)) {
+    layout.slope = slope;
+  }
+  if (data.findAndGetFloat64(DCM_RescaleIntercept, intercept).good() &&
+      std::isfinite(intercept)) {
+    layout.intercept = intercept;
+  }
+  return layout;
+}
+
+// The stored value of pixel `i`: BitsStored bits, sign-extended if signed.
+template <typename Word>
+double StoredValue(const Word* words, int64_t i, const PixelLayout& layout) {
+  const uint32_t mask = (uint32_t{1} << layout.bits_stored) - 1;
+  const uint32_t raw = static_cast<uint32_t>(words[i]) & mask;
+  if (layout.is_signed && (raw >> (layout.bits_stored - 1)) != 0) {
+    return static_cast<double>(static_cast<int64_t>(raw) -
+                               (int64_t{1} << layout.bits_stored));
+  }
+  return static_cast<double>(raw);
+}
+
+// Maps one frame's modality values to [0, 1] as `mapping` says.
+template <typename Word>
+cv::Mat MapFrame(const Word* words, const PixelLayout& layout,
+                 const DicomInput& mapping) {
+  cv::Mat values(layout.rows, layout.columns, CV_64F);
+  const int64_t count = int64_t{layout.rows} * layout.columns;
+  auto* out = values.ptr<double>();
+  const bool as_stored = mapping.mapping_case() == DicomInput::MAPPING_NOT_SET;
+  for (int64_t i = 0; i < count; ++i) {
+    const double stored = StoredValue(words, i, layout);
+    out[i] = as_stored ? stored : stored * layout.slope + layout.intercept;
+  }
+  double low = 0, high = 1;
+  if (mapping.has_window()) {
+    low = mapping.window().center() - mapping.window().width() / 2;
+    high = mapping.window().center() + mapping.window().width() / 2;
+  } else if (mapping.has_range()) {
+    low = mapping.range().min();
+    high = mapping.range().max();
+  } else if (mapping.has_min_max() || layout.is_signed) {
+    cv::minMaxLoc(values, &low, &high);
+  } else {
+    high = layout.bits_allocated == 8 ? 255.0 : 65535.0;  // as a PNG's
+  }
+  cv::Mat mapped;
+  const double span = high > low ? high - low : 1;
+  values.convertTo(mapped, CV_32F, 1 / span, -low / span);
+  cv::min(cv::max(mapped, 0.0), 1.0, mapped);
+  if (layout.monochrome1) mapped = 1.0 - mapped;
+  return mapped;
+}
+
+absl::StatusOr<std::vector<cv::Mat>> DecodeOrThrow(absl::string_view bytes,
+                                                   const DecodeLimits& limits,
+                                                   const DicomInput& mapping) {
+  InitializeDcmtk();
+  DcmInputBufferStream stream;
+  stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  stream.setEos();
+  DcmFileFormat file;
+  file.transferInit();
+  const OFCondition read =
+      file.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  file.transferEnd();
+  DcmDataset* data = file.getDataset();
+  if (read.bad() || data == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the DICOM file cannot be read: ", read.text()));
+  }
+  if (absl::Status syntax =
+          CheckTransferSyntax(DcmXfer(data->getOriginalXfer()));
+      !syntax.ok()) {
+    return syntax;
+  }
+  absl::StatusOr<PixelLayout> layout = ReadLayout(*data, limits);
+  if (!layout.ok()) return layout.status();
+  // Only now, with the sizes known to be within the limits, decompress.
+  if (data->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
+      !data->canWriteXfer(EXS_LittleEndianExplicit)) {
+    return absl::InvalidArgumentError(
+        "the DICOM pixel data cannot be decompressed");
+  }
+  DcmElement* pixel_data = nullptr;
+  if (data->findAndGetElement(DCM_PixelData, pixel_data).bad() ||
+      pixel_data == nullptr) {
+    return absl::InvalidArgumentError("the DICOM file has no pixel data");
+  }
+  const int64_t frame_pixels = int64_t{layout->rows} * layout->columns;
+  const int64_t needed =
+      frame_pixels * layout->frames * (layout->bits_allocated / 8);
+  if (static_cast<int64_t>(pixel_data->getLength()) < needed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the DICOM pixel data holds ", pixel_data->getLength(),
+                     " bytes; its frames need ", needed));
+  }
+  std::vector<cv::Mat> frames;
+  frames.reserve(layout->frames);
+  if (layout->bits_allocated == 8) {
+    Uint8* words = nullptr;
+    if (pixel_data->getUint8Array(words).bad() || words == nullptr) {
+      return absl::InvalidArgumentError("the DICOM pixel data is unreadable");
+    }
+    for (int f = 0; f < layout->frames; ++f) {
+      frames.push_back(MapFrame(words + f * frame_pixels, *layout, mapping));
+    }
+  } else {
+    Uint16* words = nullptr;
+    if (pixel_data->getUint16Array(words).bad() || words == nullptr) {
+      return absl::InvalidArgumentError("the DICOM pixel data is unreadable");
+    }
+    for (int f = 0; f < layout->frames; ++f) {
+      frames.push_back(MapFrame(words + f * frame_pixels, *layout, mapping));
+    }
+  }
+  return frames;
+}
+
+}  // namespace
+
+bool IsDicomFile(absl::string_view bytes) {
+  return bytes.size() >= 132 && bytes.substr(128, 4) == "DICM";
+}
+
+absl::StatusOr<std::vector<cv::Mat>> DecodeDicom(absl::string_view bytes,
+                                                 const DecodeLimits& limits,
+                                                 const DicomInput& mapping) {
+  if (!IsDicomFile(bytes)) {
+    return absl::InvalidArgumentError(
+        "not a DICOM Part 10 file (no \"DICM\" at offset 128)");
+  }
+  try {
+    return DecodeOrThrow(bytes, limits, mapping);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory decoding DICOM");
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the DICOM file cannot be decoded: ", e.what()));
+  }
+}
+
+}  // namespace unet

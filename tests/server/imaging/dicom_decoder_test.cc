@@ -1,0 +1,241 @@
+#include "server/imaging/dicom_decoder.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "tests/server/imaging/dicom_fixtures.h"
+
+namespace unet {
+namespace {
+
+using segmentation::v1::DicomInput;
+using testing::DicomEncoding;
+using testing::DicomSpec;
+using ::testing::HasSubstr;
+using testing::MakeDicom;
+using ::testing::Not;
+
+// A CT-like slice: stored 0..4095 over 16 x 12 pixels, intercept -1024, so
+// Hounsfield units -1024..3071.
+DicomSpec CtSlice(DicomEncoding encoding = DicomEncoding::kExplicitLittle) {
+  DicomSpec spec;
+  spec.rows = 12;
+  spec.columns = 16;
+  spec.is_signed = true;
+  spec.intercept = -1024;
+  spec.encoding = encoding;
+  for (int i = 0; i < spec.rows * spec.columns; ++i) {
+    spec.values.push_back(i * 4095 / (spec.rows * spec.columns - 1));
+  }
+  return spec;
+}
+
+DicomInput SoftTissueWindow() {  // centre 40 HU, width 400 HU
+  DicomInput mapping;
+  mapping.mutable_window()->set_center(40);
+  mapping.mutable_window()->set_width(400);
+  return mapping;
+}
+
+float Expected(double hounsfield) {  // what the window maps a value to
+  return static_cast<float>(std::clamp((hounsfield + 160) / 400, 0.0, 1.0));
+}
+
+TEST(DicomDecoderTest, AppliesTheRescaleThenTheModelsWindow) {
+  const DicomSpec spec = CtSlice();
+  auto frames = DecodeDicom(MakeDicom(spec), {}, SoftTissueWindow());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  ASSERT_EQ(frames->size(), 1u);
+  const cv::Mat& frame = frames->front();
+  ASSERT_EQ(frame.type(), CV_32F);
+  ASSERT_EQ(frame.size(), cv::Size(16, 12));
+  for (int i = 0; i < spec.rows * spec.columns; ++i) {
+    EXPECT_NEAR(frame.at<float>(i / 16, i % 16),
+                Expected(spec.values[i] - 1024.0), 1e-6)
+        << "pixel " << i;
+  }
+}
+
+TEST(DicomDecoderTest, EveryTransferSyntaxGivesTheSameIntensities) {
+  const auto reference =
+      DecodeDicom(MakeDicom(CtSlice()), {}, SoftTissueWindow());
+  ASSERT_TRUE(reference.ok());
+  const std::vector<std::pair<DicomEncoding, std::string>> syntaxes = {
+      {DicomEncoding::kImplicitLittle, "1.2.840.10008.1.2"},
+      {DicomEncoding::kDeflated, "1.2.840.10008.1.2.1.99"},
+      {DicomEncoding::kRle, "1.2.840.10008.1.2.5"},
+      {DicomEncoding::kJpegLsLossless, "1.2.840.10008.1.2.4.80"},
+      {DicomEncoding::kJpegLossless, "1.2.840.10008.1.2.4.70"}};
+  for (const auto& [encoding, uid] : syntaxes) {
+    const std::string bytes = MakeDicom(CtSlice(encoding));
+    // The file really is in that syntax: its meta header names it (a UID
+    // is followed by a pad byte or the next element's tag, never a digit).
+    const size_t at = bytes.find(uid);
+    ASSERT_NE(at, std::string::npos) << uid;
+    const char next = bytes[at + uid.size()];
+    EXPECT_TRUE(next != '.' && !absl::ascii_isdigit(next)) << uid;
+    auto frames = DecodeDicom(bytes, {}, SoftTissueWindow());
+    ASSERT_TRUE(frames.ok()) << uid << ": " << frames.status();
+    EXPECT_EQ(cv::norm(frames->front(), reference->front(), cv::NORM_INF), 0)
+        << uid;
+  }
+}
+
+TEST(DicomDecoderTest, RangeAndMinMaxMappings) {
+  DicomInput range;
+  range.mutable_range()->set_min(-1024);
+  range.mutable_range()->set_max(3071);
+  auto ranged = DecodeDicom(MakeDicom(CtSlice()), {}, range);
+  ASSERT_TRUE(ranged.ok());
+  double low, high;
+  cv::minMaxLoc(ranged->front(), &low, &high);
+  EXPECT_NEAR(low, 0, 1e-6);
+  EXPECT_NEAR(high, 1, 1e-6);
+  DicomInput min_max;
+  min_max.set_min_max(true);
+  auto stretched = DecodeDicom(MakeDicom(CtSlice()), {}, min_max);
+  ASSERT_TRUE(stretched.ok());
+  EXPECT_LT(cv::norm(stretched->front(), ranged->front(), cv::NORM_INF), 1e-6);
+}
+
+TEST(DicomDecoderTest, UnmappedEightBitPixelsAreScaledAsAPngWould) {
+  DicomSpec spec;
+  spec.bits_allocated = 8;
+  spec.values.resize(64);
+  std::iota(spec.values.begin(), spec.values.end(), 100);
+  auto frames = DecodeDicom(MakeDicom(spec), {}, DicomInput());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  EXPECT_FLOAT_EQ(frames->front().at<float>(0, 0), 100.0f / 255);
+  EXPECT_FLOAT_EQ(frames->front().at<float>(7, 7), 163.0f / 255);
+}
+
+TEST(DicomDecoderTest, MonochromeOneIsInverted) {
+  DicomSpec spec;
+  spec.bits_allocated = 8;
+  spec.photometric = "MONOCHROME1";
+  spec.values.assign(64, 255);
+  spec.values[0] = 0;
+  auto frames = DecodeDicom(MakeDicom(spec), {}, DicomInput());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  EXPECT_FLOAT_EQ(frames->front().at<float>(0, 0), 1.0f);
+  EXPECT_FLOAT_EQ(frames->front().at<float>(1, 1), 0.0f);
+}
+
+TEST(DicomDecoderTest, DecodesEveryFrameOfAMultiFrameObject) {
+  DicomSpec spec;
+  spec.bits_allocated = 8;
+  spec.frames = 3;
+  for (int f = 0; f < 3; ++f)
+    spec.values.insert(spec.values.end(), 64, f * 100);
+  auto frames = DecodeDicom(MakeDicom(spec), {}, DicomInput());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  ASSERT_EQ(frames->size(), 3u);
+  for (int f = 0; f < 3; ++f) {
+    EXPECT_FLOAT_EQ((*frames)[f].at<float>(4, 4), f * 100.0f / 255);
+  }
+}
+
+TEST(DicomDecoderTest, RefusesWhatItCannotTakeWithAClearStatus) {
+  DicomSpec jpeg2000 = CtSlice(DicomEncoding::kJpeg2000);
+  const absl::Status j2k =
+      DecodeDicom(MakeDicom(jpeg2000), {}, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(j2k)) << j2k;
+  EXPECT_THAT(j2k.message(), HasSubstr("JPEG 2000"));
+
+  DicomSpec colour;
+  colour.bits_allocated = 8;
+  colour.samples = 3;
+  colour.photometric = "RGB";
+  colour.values.assign(64 * 3, 7);
+  const absl::Status rgb =
+      DecodeDicom(MakeDicom(colour), {}, DicomInput()).status();
+  EXPECT_THAT(rgb.message(), HasSubstr("greyscale"));
+
+  const std::string whole = MakeDicom(CtSlice());
+  const absl::Status truncated =
+      DecodeDicom(whole.substr(0, whole.size() - 200), {}, DicomInput())
+          .status();
+  EXPECT_TRUE(absl::IsInvalidArgument(truncated)) << truncated;
+
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      DecodeDicom("DICM but not at 128", {}, DicomInput()).status()));
+}
+
+TEST(DicomDecoderTest, RefusesHugeDimensionsBeforeDecompressing) {
+  // The header claims 65535 x 65535 pixels; the data holds 64.
+  DicomSpec spec;
+  spec.values.assign(64, 1);
+  std::string bytes = MakeDicom(spec);
+  // Rewrite Rows and Columns (US, value 8) in place: tags (0028,0010) and
+  // (0028,0011) in explicit little endian.
+  for (const char* tag :
+       {"\x28\x00\x10\x00US\x02\x00", "\x28\x00\x11\x00US\x02\x00"}) {
+    const size_t at = bytes.find(std::string(tag, 8));
+    ASSERT_NE(at, std::string::npos);
+    bytes[at + 8] = '\xff';
+    bytes[at + 9] = '\xff';
+  }
+  DecodeLimits limits;  // 4096 x 4096
+  const absl::Status huge = DecodeDicom(bytes, limits, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(huge)) << huge;
+  EXPECT_THAT(huge.message(), HasSubstr("65535x65535"));
+  // A small frame count times a large frame is bounded too.
+  limits.max_pixels = 100;
+  EXPECT_THAT(DecodeDicom(MakeDicom(CtSlice()), limits, DicomInput())
+                  .status()
+                  .message(),
+              HasSubstr("exceeds"));
+}
+
+TEST(DicomDecoderTest, NoHeaderValueReachesAStatusMessage) {
+  DicomSpec colour;
+  colour.bits_allocated = 8;
+  colour.samples = 3;
+  colour.photometric = "RGB";
+  colour.values.assign(64 * 3, 7);
+  const absl::Status status =
+      DecodeDicom(MakeDicom(colour), {}, DicomInput()).status();
+  EXPECT_THAT(status.message(), Not(HasSubstr("Synthetic")));
+  EXPECT_THAT(status.message(), Not(HasSubstr("TEST-0001")));
+}
+
+// Hostile bytes: flipped, truncated and garbled files of every syntax must
+// give a status, never a crash (the sanitizer build makes this stricter).
+TEST(DicomDecoderTest, MutatedFilesGiveAStatus) {
+  std::mt19937 random(7);
+  int refused = 0, decoded = 0;
+  for (DicomEncoding encoding :
+       {DicomEncoding::kExplicitLittle, DicomEncoding::kDeflated,
+        DicomEncoding::kRle, DicomEncoding::kJpegLsLossless,
+        DicomEncoding::kJpegLossless}) {
+    const std::string original = MakeDicom(CtSlice(encoding));
+    for (int i = 0; i < 400; ++i) {
+      std::string bytes = original;
+      const int flips = 1 + static_cast<int>(random() % 8);
+      for (int f = 0; f < flips; ++f) {
+        // Past the preamble and "DICM", where the parser reads.
+        const size_t at = 132 + random() % (bytes.size() - 132);
+        bytes[at] = static_cast<char>(random());
+      }
+      if (random() % 4 == 0)
+        bytes.resize(132 + random() % (bytes.size() - 132));
+      const auto frames = DecodeDicom(bytes, {}, SoftTissueWindow());
+      (frames.ok() ? decoded : refused) += 1;
+      if (frames.ok()) {
+        for (const cv::Mat& frame : *frames) {
+          ASSERT_EQ(frame.type(), CV_32F);
+        }
+      }
+    }
+  }
+  EXPECT_GT(refused, 0);
+  std::cout << decoded << " mutated files decoded, " << refused << " refused\n";
+}
+
+}  // namespace
+}  // namespace unet
