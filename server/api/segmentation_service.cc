@@ -15,6 +15,7 @@
 #include "server/api/grpc_status.h"
 #include "server/imaging/dicom_decoder.h"
 #include "server/imaging/image_decoder.h"
+#include "server/scheduling/frame_request.h"
 #include "server/scheduling/tiled_request.h"
 
 namespace unet {
@@ -73,6 +74,10 @@ absl::Status CheckRequestFields(const SegmentRequest& request) {
   if (!segmentation::v1::MaskEncoding_IsValid(request.mask_encoding())) {
     return absl::InvalidArgumentError("unknown mask_encoding");
   }
+  if (request.mask_encoding() == segmentation::v1::DICOM_SEG) {
+    return absl::UnimplementedError(
+        "DICOM_SEG output is not implemented yet; ask for PNG or RAW");
+  }
   if (request.model_version() < 0) {
     return absl::InvalidArgumentError("model_version is negative");
   }
@@ -85,20 +90,17 @@ int64_t RequestImageBytes(const SegmentRequest& request) {
                               request.image().raw().data().size());
 }
 
-// A DICOM file's intensities as its model maps them (dicom_decoder.h), or
-// any other image as image_decoder.h decodes it.
-absl::StatusOr<cv::Mat> DecodeRequestImage(const Image& image,
-                                           const DecodeLimits& limits,
-                                           const ModelConfig& config) {
-  if (!IsDicomFile(image.encoded())) return DecodeImage(image, limits);
-  ASSIGN_OR_RETURN(std::vector<cv::Mat> frames,
-                   DecodeDicom(image.encoded(), limits, config.dicom_input()));
-  if (frames.size() != 1) {
-    return absl::UnimplementedError(absl::StrCat(
-        "multi-frame DICOM (", frames.size(),
-        " frames) is not segmented yet; send one frame per request"));
+// A DICOM file's frames as its model maps them (dicom_decoder.h), or any
+// other image as image_decoder.h decodes it.
+absl::StatusOr<std::vector<cv::Mat>> DecodeRequestFrames(
+    const Image& image, const DecodeLimits& limits, const ModelConfig& config) {
+  if (IsDicomFile(image.encoded())) {
+    return DecodeDicom(image.encoded(), limits, config.dicom_input());
   }
-  return std::move(frames.front());
+  ASSIGN_OR_RETURN(cv::Mat pixels, DecodeImage(image, limits));
+  std::vector<cv::Mat> frames;
+  frames.push_back(std::move(pixels));
+  return frames;
 }
 
 }  // namespace
@@ -137,8 +139,29 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   job = std::make_unique<SegmentJob>();
   job->model = std::move(model);
   const ModelConfig& config = job->model->config;
-  ASSIGN_OR_RETURN(cv::Mat pixels, DecodeRequestImage(request.image(),
-                                                      options_.decode, config));
+  ASSIGN_OR_RETURN(
+      std::vector<cv::Mat> frames,
+      DecodeRequestFrames(request.image(), options_.decode, config));
+  if (frames.size() > 1) {
+    ASSIGN_OR_RETURN(admitted.frames, PrepareFrames(frames, request, config));
+  } else {
+    RETURN_IF_ERROR(AdmitImage(std::move(frames.front()), request, admitted));
+  }
+  job->include_probabilities = request.include_probabilities();
+  job->priority = request.priority();
+  job->mask_encoding = request.mask_encoding();
+  job->response = response;
+  response->set_request_id(request.request_id());
+  response->mutable_timing()->set_preprocess_us(
+      absl::ToInt64Microseconds(absl::Now() - start));
+  return admitted;
+}
+
+absl::Status SegmentationService::AdmitImage(cv::Mat pixels,
+                                             const SegmentRequest& request,
+                                             Admitted& admitted) const {
+  std::unique_ptr<SegmentJob>& job = admitted.job;
+  const ModelConfig& config = job->model->config;
   // Bound the pass, not just the image: a thin image pads to a network input
   // far larger than its pixel count. Such an image is tiled, with the same
   // result, unless the model stretches its output (retain_dim).
@@ -192,14 +215,34 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   } else {
     ASSIGN_OR_RETURN(job->image, Preprocess(pixels, config));
   }
-  job->include_probabilities = request.include_probabilities();
-  job->priority = request.priority();
-  job->mask_encoding = request.mask_encoding();
-  job->response = response;
-  response->set_request_id(request.request_id());
-  response->mutable_timing()->set_preprocess_us(
-      absl::ToInt64Microseconds(absl::Now() - start));
-  return admitted;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<PreparedImage>> SegmentationService::PrepareFrames(
+    const std::vector<cv::Mat>& frames, const SegmentRequest& request,
+    const ModelConfig& config) const {
+  if (request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
+      request.test_time_augmentation() || request.include_probabilities()) {
+    return absl::InvalidArgumentError(
+        "a multi-frame DICOM request takes no OVERLAP_TILE, test-time "
+        "augmentation or probabilities");
+  }
+  std::vector<PreparedImage> prepared;
+  prepared.reserve(frames.size());
+  for (const cv::Mat& frame : frames) {
+    const InputSize input = PaddedInputSize(frame.rows, frame.cols, config);
+    if (input.pixels() > options_.max_input_pixels) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("frames of ", frame.cols, "x", frame.rows, " pad to ",
+                       input.width, "x", input.height,
+                       "; this server segments each frame of a "
+                       "multi-frame object in one pass of at most ",
+                       options_.max_input_pixels, " pixels"));
+    }
+    ASSIGN_OR_RETURN(PreparedImage image, Preprocess(frame, config));
+    prepared.push_back(std::move(image));
+  }
+  return prepared;
 }
 
 void SegmentationService::FinishSegment(const Call& call,
@@ -260,6 +303,13 @@ void SegmentationService::AdmitAndQueue(const Call& call) {
   job->done = [this, call](const absl::Status& status) {
     FinishSegment(call, status);
   };
+  if (!admitted->frames.empty()) {
+    StartFrameRequest(std::move(admitted->frames), std::move(job),
+                      [this](std::unique_ptr<SegmentJob> frame) {
+                        return executor_.Submit(std::move(frame));
+                      });
+    return;
+  }
   if (admitted->tiling.has_value()) {
     // A tiled request holds its image and mask outside the queue's byte
     // bound (only its tiles in flight are queued): their number is bounded.

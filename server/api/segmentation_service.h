@@ -10,6 +10,7 @@
 #include <memory>
 #include <opencv2/core.hpp>
 #include <optional>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
@@ -111,6 +112,9 @@ class SegmentationService final
     std::unique_ptr<SegmentJob> job;
     std::optional<TiledRequestOptions> tiling;
     cv::Mat pixels;  // with tiling
+    // A multi-frame DICOM object: each frame's network input, segmented as
+    // jobs of their own (frame_request.h); `job` then carries no image.
+    std::vector<PreparedImage> frames;
   };
 
   // OK without tokens, or when the call presents one of them.
@@ -121,6 +125,18 @@ class SegmentationService final
       const segmentation::v1::SegmentRequest& request,
       std::shared_ptr<const LoadedModel> model,
       segmentation::v1::SegmentResponse* response) const;
+
+  // Admits one image: a whole pass into admitted.job, or a tiled or
+  // augmented request into admitted.tiling and admitted.pixels.
+  absl::Status AdmitImage(cv::Mat pixels,
+                          const segmentation::v1::SegmentRequest& request,
+                          Admitted& admitted) const;
+
+  // Each frame of a multi-frame object as a whole pass.
+  absl::StatusOr<std::vector<PreparedImage>> PrepareFrames(
+      const std::vector<cv::Mat>& frames,
+      const segmentation::v1::SegmentRequest& request,
+      const segmentation::v1::ModelConfig& config) const;
 
   // Answers a Segment call: metrics, one log line, in-flight count, reply.
   void FinishSegment(const Call& call, const absl::Status& status);

@@ -167,14 +167,46 @@ TEST_F(SegmentationServerTest, ADicomSliceSegmentsAsThePngOfItsPixels) {
     ASSERT_EQ(a.size(), crop.size());
     EXPECT_EQ(cv::countNonZero(a != b), 0);
   }
-  // What the service cannot take yet or at all gets a precise status.
-  spec.frames = 2;
-  spec.values.insert(spec.values.end(), spec.values.begin(), spec.values.end());
-  spec.encoding = testing::DicomEncoding::kExplicitLittle;
+  // A multi-frame object: one mask per frame, in frame order, its frames
+  // batched like any requests.
+  spec.frames = 3;
+  spec.values.clear();
+  for (int f = 0; f < 3; ++f) {
+    const cv::Mat frame = f == 1 ? cv::Mat(255 - crop) : crop;
+    spec.values.insert(spec.values.end(), frame.begin<uint8_t>(),
+                       frame.end<uint8_t>());
+  }
+  spec.encoding = testing::DicomEncoding::kRle;
+  SegmentResponse frames, inverted;
+  ASSERT_TRUE(Segment(ImageRequest(testing::MakeDicom(spec)), &frames).ok());
+  ASSERT_EQ(frames.frame_masks_size(), 3);
+  EXPECT_FALSE(frames.has_mask());
+  std::vector<uchar> inverted_png;
+  cv::imencode(".png", cv::Mat(255 - crop), inverted_png);
+  ASSERT_TRUE(Segment(ImageRequest(std::string(inverted_png.begin(),
+                                               inverted_png.end())),
+                      &inverted)
+                  .ok());
+  SegmentResponse from_png;
+  ASSERT_TRUE(
+      Segment(ImageRequest(std::string(png.begin(), png.end())), &from_png)
+          .ok());
+  const cv::Mat expected[3] = {DecodePng(from_png.mask().data()),
+                               DecodePng(inverted.mask().data()),
+                               DecodePng(from_png.mask().data())};
+  for (int f = 0; f < 3; ++f) {
+    const cv::Mat mask = DecodePng(frames.frame_masks(f).data());
+    ASSERT_EQ(mask.size(), crop.size()) << "frame " << f;
+    EXPECT_EQ(cv::countNonZero(mask != expected[f]), 0) << "frame " << f;
+  }
+  EXPECT_GT(frames.timing().inference_us(), 0);
+
+  // What the service cannot take gets a precise status.
   SegmentResponse response;
-  EXPECT_EQ(
-      Segment(ImageRequest(testing::MakeDicom(spec)), &response).error_code(),
-      grpc::StatusCode::UNIMPLEMENTED);
+  SegmentRequest with_probabilities = ImageRequest(testing::MakeDicom(spec));
+  with_probabilities.set_include_probabilities(true);
+  EXPECT_EQ(Segment(with_probabilities, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   spec.frames = 1;
   spec.encoding = testing::DicomEncoding::kJpeg2000;
   EXPECT_EQ(
