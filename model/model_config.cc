@@ -57,6 +57,15 @@ absl::Status ValidateModelConfig(const ModelConfig& config) {
     return absl::InvalidArgumentError(
         "dicom_input.range.max must be above dicom_input.range.min");
   }
+  for (const auto& coding : config.class_codings()) {
+    for (const auto* code : {&coding.category(), &coding.type()}) {
+      if (code->value().empty() || code->scheme().empty() ||
+          code->meaning().empty()) {
+        return absl::InvalidArgumentError(
+            "class_codings: every code needs a value, a scheme and a meaning");
+      }
+    }
+  }
   const auto& arch = config.architecture();
   if (arch.input_channels() < 1) {
     return absl::InvalidArgumentError(
@@ -81,6 +90,12 @@ absl::Status ValidateModelConfig(const ModelConfig& config) {
     return absl::InvalidArgumentError(
         absl::StrCat("class_names has ", config.class_names_size(),
                      " names for ", arch.num_classes(), " classes"));
+  }
+  if (!config.class_codings().empty() &&
+      config.class_codings_size() != static_cast<int>(arch.num_classes())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("class_codings has ", config.class_codings_size(),
+                     " codings for ", arch.num_classes(), " classes"));
   }
   const int channels = arch.input_channels();
   RETURN_IF_ERROR(

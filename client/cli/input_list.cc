@@ -11,8 +11,8 @@ namespace unet::client {
 namespace fs = std::filesystem;
 
 std::vector<std::string> InputListOptions::DefaultImageGlobs() {
-  return {"*.png", "*.tif", "*.tiff", "*.jpg", "*.jpeg",
-          "*.bmp", "*.pgm", "*.ppm",  "*.pnm"};
+  return {"*.png", "*.tif", "*.tiff", "*.jpg", "*.jpeg", "*.bmp",
+          "*.pgm", "*.ppm", "*.pnm",  "*.dcm", "*.dicom"};
 }
 
 namespace {

@@ -22,8 +22,9 @@ std::vector<fs::path> OutputPaths::All() const {
 
 OutputPaths OutputPathsFor(const fs::path& output_dir,
                            const fs::path& output_stem,
-                           const OutputKinds& kinds) {
+                           const OutputKinds& kinds, bool dicom_input) {
   const fs::path base = output_dir / output_stem;
+  if (dicom_input) return {fs::path(absl::StrCat(base.string(), "_seg.dcm"))};
   const auto with_suffix = [&](bool wanted, absl::string_view suffix) {
     return wanted ? fs::path(absl::StrCat(base.string(), suffix)) : fs::path();
   };

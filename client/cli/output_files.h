@@ -23,7 +23,8 @@ struct OutputKinds {
 
 // The paths of one input's outputs; those not asked for are empty.
 struct OutputPaths {
-  std::filesystem::path mask;           // <stem>_mask.png: class indices
+  // <stem>_mask.png: class indices; <stem>_seg.dcm for a DICOM input
+  std::filesystem::path mask;
   std::filesystem::path overlay;        // <stem>_overlay.png
   std::filesystem::path visible;        // <stem>_visible.png
   std::filesystem::path probabilities;  // <stem>_probabilities.tif
@@ -33,10 +34,11 @@ struct OutputPaths {
 };
 
 // Returns the outputs of the input whose outputs go to `output_stem`
-// (InputFile::output_stem) below `output_dir`.
+// (InputFile::output_stem) below `output_dir`. A DICOM input is answered
+// with a DICOM Segmentation alone: `mask` is then <stem>_seg.dcm.
 OutputPaths OutputPathsFor(const std::filesystem::path& output_dir,
                            const std::filesystem::path& output_stem,
-                           const OutputKinds& kinds);
+                           const OutputKinds& kinds, bool dicom_input = false);
 
 // Returns whether every output in `paths` is already there (a resumed run
 // skips the input).

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/dicom_magic.h"
 #include "common/status_macros.h"
 
 namespace unet::client {
@@ -24,12 +25,15 @@ SegmentRequest BuildRequest(std::string encoded_image,
   request.set_request_id(request_id);
   request.set_model(options.model);
   request.set_model_version(options.model_version);
-  request.mutable_image()->set_encoded(std::move(encoded_image));
-  request.set_mask_encoding(segmentation::v1::PNG);
-  request.set_include_probabilities(options.outputs.probabilities);
+  // A DICOM image is answered with a DICOM Segmentation, and only that.
+  const bool dicom = IsDicomFile(encoded_image);
+  request.set_mask_encoding(dicom ? segmentation::v1::DICOM_SEG
+                                  : segmentation::v1::PNG);
+  request.set_include_probabilities(options.outputs.probabilities && !dicom);
   request.set_resize_mode(options.tile ? SegmentRequest::OVERLAP_TILE
                                        : SegmentRequest::RETAIN_DIM);
   request.set_test_time_augmentation(options.tta);
+  request.mutable_image()->set_encoded(std::move(encoded_image));
   request.set_priority(options.urgent ? SegmentRequest::URGENT
                                       : SegmentRequest::ROUTINE);
   return request;
@@ -45,6 +49,15 @@ absl::StatusOr<std::string> ReadInput(const fs::path& path) {
   std::stringstream contents;
   contents << file.rdbuf();
   return contents.str();
+}
+
+// Whether the file at `path` is a DICOM Part 10 file (its first bytes).
+bool StartsAsDicom(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::string head(kDicomMagicEnd, '\0');
+  file.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(file.gcount()));
+  return IsDicomFile(head);
 }
 
 // Segments one input; returns how long the request took, in ms.
@@ -85,8 +98,9 @@ void SegmentAll(segmentation::v1::Segmentation::StubInterface& stub,
   const auto work = [&] {
     for (size_t i; (i = next++) < inputs.size();) {
       const InputFile& input = inputs[i];
-      const OutputPaths outputs = OutputPathsFor(
-          options.output_dir, input.output_stem, options.outputs);
+      const OutputPaths outputs =
+          OutputPathsFor(options.output_dir, input.output_stem, options.outputs,
+                         StartsAsDicom(input.path));
       if (!options.overwrite && AllOutputsExist(outputs)) {
         progress.Skipped(input.path);
         continue;

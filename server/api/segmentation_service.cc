@@ -14,6 +14,7 @@
 #include "model/unet_geometry.h"
 #include "server/api/grpc_status.h"
 #include "server/imaging/dicom_decoder.h"
+#include "server/imaging/dicom_seg.h"
 #include "server/imaging/image_decoder.h"
 #include "server/scheduling/frame_request.h"
 #include "server/scheduling/tiled_request.h"
@@ -74,10 +75,6 @@ absl::Status CheckRequestFields(const SegmentRequest& request) {
   if (!segmentation::v1::MaskEncoding_IsValid(request.mask_encoding())) {
     return absl::InvalidArgumentError("unknown mask_encoding");
   }
-  if (request.mask_encoding() == segmentation::v1::DICOM_SEG) {
-    return absl::UnimplementedError(
-        "DICOM_SEG output is not implemented yet; ask for PNG or RAW");
-  }
   if (request.model_version() < 0) {
     return absl::InvalidArgumentError("model_version is negative");
   }
@@ -90,17 +87,44 @@ int64_t RequestImageBytes(const SegmentRequest& request) {
                               request.image().raw().data().size());
 }
 
-// A DICOM file's frames as its model maps them (dicom_decoder.h), or any
-// other image as image_decoder.h decodes it.
-absl::StatusOr<std::vector<cv::Mat>> DecodeRequestFrames(
-    const Image& image, const DecodeLimits& limits, const ModelConfig& config) {
+// A DICOM file's frames as its model maps them, with its header
+// (dicom_decoder.h), or any other image as image_decoder.h decodes it (one
+// frame, no header).
+absl::StatusOr<DicomImage> DecodeRequestFrames(const Image& image,
+                                               const DecodeLimits& limits,
+                                               const ModelConfig& config) {
   if (IsDicomFile(image.encoded())) {
     return DecodeDicom(image.encoded(), limits, config.dicom_input());
   }
   ASSIGN_OR_RETURN(cv::Mat pixels, DecodeImage(image, limits));
-  std::vector<cv::Mat> frames;
-  frames.push_back(std::move(pixels));
-  return frames;
+  DicomImage decoded;
+  decoded.frames.push_back(std::move(pixels));
+  return decoded;
+}
+
+// Replaces the response's frame masks (RAW) by one DICOM Segmentation of
+// `source` holding them all.
+absl::Status AnswerWithSegmentation(const DicomSource& source,
+                                    const LoadedModel& model,
+                                    SegmentResponse& response) {
+  std::vector<cv::Mat> masks;
+  for (const segmentation::v1::Mask& frame : response.frame_masks()) {
+    const cv::Mat raw(static_cast<int>(frame.height()),
+                      static_cast<int>(frame.width()), CV_8U,
+                      const_cast<char*>(frame.data().data()));
+    masks.push_back(raw.clone());
+  }
+  ASSIGN_OR_RETURN(
+      std::string seg,
+      WriteDicomSegmentation(source, masks,
+                             {model.name, model.version, &model.config}));
+  segmentation::v1::Mask& mask = *response.mutable_mask();
+  mask.set_width(response.frame_masks(0).width());
+  mask.set_height(response.frame_masks(0).height());
+  mask.set_encoding(segmentation::v1::DICOM_SEG);
+  mask.set_data(std::move(seg));
+  response.clear_frame_masks();
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -140,16 +164,27 @@ absl::StatusOr<SegmentationService::Admitted> SegmentationService::Admit(
   job->model = std::move(model);
   const ModelConfig& config = job->model->config;
   ASSIGN_OR_RETURN(
-      std::vector<cv::Mat> frames,
+      DicomImage decoded,
       DecodeRequestFrames(request.image(), options_.decode, config));
-  if (frames.size() > 1) {
-    ASSIGN_OR_RETURN(admitted.frames, PrepareFrames(frames, request, config));
+  const bool segmentation_object =
+      request.mask_encoding() == segmentation::v1::DICOM_SEG;
+  if (segmentation_object && decoded.source == nullptr) {
+    return absl::InvalidArgumentError(
+        "mask_encoding DICOM_SEG is for DICOM images only");
+  }
+  if (decoded.frames.size() > 1 || segmentation_object) {
+    ASSIGN_OR_RETURN(admitted.frames,
+                     PrepareFrames(decoded.frames, request, config));
+    // The frames come back RAW and become one Segmentation at the end.
+    if (segmentation_object) admitted.dicom_source = decoded.source;
   } else {
-    RETURN_IF_ERROR(AdmitImage(std::move(frames.front()), request, admitted));
+    RETURN_IF_ERROR(
+        AdmitImage(std::move(decoded.frames.front()), request, admitted));
   }
   job->include_probabilities = request.include_probabilities();
   job->priority = request.priority();
-  job->mask_encoding = request.mask_encoding();
+  job->mask_encoding =
+      segmentation_object ? segmentation::v1::RAW : request.mask_encoding();
   job->response = response;
   response->set_request_id(request.request_id());
   response->mutable_timing()->set_preprocess_us(
@@ -224,8 +259,8 @@ absl::StatusOr<std::vector<PreparedImage>> SegmentationService::PrepareFrames(
   if (request.resize_mode() == SegmentRequest::OVERLAP_TILE ||
       request.test_time_augmentation() || request.include_probabilities()) {
     return absl::InvalidArgumentError(
-        "a multi-frame DICOM request takes no OVERLAP_TILE, test-time "
-        "augmentation or probabilities");
+        "a multi-frame DICOM or DICOM_SEG request takes no OVERLAP_TILE, "
+        "test-time augmentation or probabilities");
   }
   std::vector<PreparedImage> prepared;
   prepared.reserve(frames.size());
@@ -304,6 +339,16 @@ void SegmentationService::AdmitAndQueue(const Call& call) {
     FinishSegment(call, status);
   };
   if (!admitted->frames.empty()) {
+    if (std::shared_ptr<const DicomSource> source = admitted->dicom_source) {
+      job->done = [this, call, source](const absl::Status& status) {
+        absl::Status answered = status;
+        if (answered.ok()) {
+          answered =
+              AnswerWithSegmentation(*source, *call.model, *call.response);
+        }
+        FinishSegment(call, answered);
+      };
+    }
     StartFrameRequest(std::move(admitted->frames), std::move(job),
                       [this](std::unique_ptr<SegmentJob> frame) {
                         return executor_.Submit(std::move(frame));

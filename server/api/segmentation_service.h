@@ -14,6 +14,7 @@
 
 #include "absl/time/time.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
+#include "server/imaging/dicom_decoder.h"
 #include "server/imaging/image_decoder.h"
 #include "server/lifecycle/model_manager.h"
 #include "server/observability/metrics.h"
@@ -115,6 +116,8 @@ class SegmentationService final
     // A multi-frame DICOM object: each frame's network input, segmented as
     // jobs of their own (frame_request.h); `job` then carries no image.
     std::vector<PreparedImage> frames;
+    // Set when the answer is a DICOM Segmentation of these frames.
+    std::shared_ptr<const DicomSource> dicom_source;
   };
 
   // OK without tokens, or when the call presents one of them.

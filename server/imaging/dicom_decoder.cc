@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "server/imaging/dicom_source.h"
 
 namespace unet {
 namespace {
@@ -179,9 +180,9 @@ cv::Mat MapFrame(const Word* words, const PixelLayout& layout,
   return mapped;
 }
 
-absl::StatusOr<std::vector<cv::Mat>> DecodeOrThrow(absl::string_view bytes,
-                                                   const DecodeLimits& limits,
-                                                   const DicomInput& mapping) {
+absl::StatusOr<DicomImage> DecodeOrThrow(absl::string_view bytes,
+                                         const DecodeLimits& limits,
+                                         const DicomInput& mapping) {
   InitializeDcmtk();
   DcmInputBufferStream stream;
   stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
@@ -222,7 +223,8 @@ absl::StatusOr<std::vector<cv::Mat>> DecodeOrThrow(absl::string_view bytes,
         absl::StrCat("the DICOM pixel data holds ", pixel_data->getLength(),
                      " bytes; its frames need ", needed));
   }
-  std::vector<cv::Mat> frames;
+  DicomImage image;
+  std::vector<cv::Mat>& frames = image.frames;
   frames.reserve(layout->frames);
   if (layout->bits_allocated == 8) {
     Uint8* words = nullptr;
@@ -241,18 +243,20 @@ absl::StatusOr<std::vector<cv::Mat>> DecodeOrThrow(absl::string_view bytes,
       frames.push_back(MapFrame(words + f * frame_pixels, *layout, mapping));
     }
   }
-  return frames;
+  // The header without its pixels, for a DICOM Segmentation of it.
+  auto source = std::make_shared<DicomSource>();
+  source->header = std::make_unique<DcmDataset>(*data);
+  delete source->header->remove(DCM_PixelData);
+  source->frames = layout->frames;
+  image.source = std::move(source);
+  return image;
 }
 
 }  // namespace
 
-bool IsDicomFile(absl::string_view bytes) {
-  return bytes.size() >= 132 && bytes.substr(128, 4) == "DICM";
-}
-
-absl::StatusOr<std::vector<cv::Mat>> DecodeDicom(absl::string_view bytes,
-                                                 const DecodeLimits& limits,
-                                                 const DicomInput& mapping) {
+absl::StatusOr<DicomImage> DecodeDicom(absl::string_view bytes,
+                                       const DecodeLimits& limits,
+                                       const DicomInput& mapping) {
   if (!IsDicomFile(bytes)) {
     return absl::InvalidArgumentError(
         "not a DICOM Part 10 file (no \"DICM\" at offset 128)");

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/model_writer.h"
+#include "tests/server/imaging/dicom_fixtures.h"
 #include "tests/server/server_process.h"
 
 namespace unet {
@@ -244,6 +245,33 @@ TEST_F(SegmentCliTest, TileAndTtaGiveMasksOfTheImagesSize) {
       << output;
   EXPECT_EQ(cv::imread((out / "good_8_mask.png").string()).size(),
             cv::Size(96, 80));
+}
+
+TEST_F(SegmentCliTest, ADicomInputGetsADicomSegmentation) {
+  const fs::path in = FreshDir("cli_dicom_in");
+  const cv::Mat crop =
+      cv::imread((images_ / "good_2.png").string(), cv::IMREAD_GRAYSCALE);
+  testing::DicomSpec spec;
+  spec.rows = crop.rows;
+  spec.columns = crop.cols;
+  spec.bits_allocated = 8;
+  spec.values.assign(crop.begin<uint8_t>(), crop.end<uint8_t>());
+  std::ofstream(in / "slice.dcm", std::ios::binary) << testing::MakeDicom(spec);
+  fs::copy_file(images_ / "good_3.png", in / "plain.png");
+  const fs::path out = FreshDir("cli_dicom_out");
+  std::string output;
+  ASSERT_EQ(RunCli({"--output=" + out.string(), in.string()}, &output), 0)
+      << output;
+  const std::string seg = testing::ReadFile(out / "slice_seg.dcm");
+  ASSERT_GT(seg.size(), 132u);
+  EXPECT_EQ(seg.substr(128, 4), "DICM");
+  EXPECT_NE(seg.find("1.2.840.10008.5.1.4.1.1.66.4"), std::string::npos)
+      << "not a Segmentation Storage object";
+  EXPECT_FALSE(fs::exists(out / "slice_mask.png"));
+  EXPECT_TRUE(fs::exists(out / "plain_mask.png"));
+  // Resumable like any output.
+  ASSERT_EQ(RunCli({"--output=" + out.string(), in.string()}, &output), 0);
+  EXPECT_THAT(output, HasSubstr("2 skipped"));
 }
 
 TEST_F(SegmentCliTest, PathsCanComeOnStdin) {

@@ -2,11 +2,13 @@
 // with a LibTorch model and a TorchScript export, and talks to it as
 // integrators do (tests/client/ drives it with the `segment` CLI).
 
+#include <dcmtk/dcmseg/segdoc.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <opencv2/imgcodecs.hpp>
@@ -212,6 +214,126 @@ TEST_F(SegmentationServerTest, ADicomSliceSegmentsAsThePngOfItsPixels) {
   EXPECT_EQ(
       Segment(ImageRequest(testing::MakeDicom(spec)), &response).error_code(),
       grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// DICOM SEG out: valid by dciodvfy, readable by DCMTK and pydicom,
+// referencing the source, and its frames the masks of the PNG path.
+TEST_F(SegmentationServerTest, AnswersADicomImageWithAValidSegmentation) {
+  const cv::Mat slice = cv::imread(kTrainImage, cv::IMREAD_GRAYSCALE);
+  const cv::Mat crop = slice(cv::Rect(100, 50, 120, 96)).clone();
+  testing::DicomSpec spec;
+  spec.rows = crop.rows;
+  spec.columns = crop.cols;
+  spec.bits_allocated = 8;
+  spec.geometry = true;
+  for (int f = 0; f < 2; ++f) {
+    const cv::Mat frame = f == 0 ? crop : cv::Mat(255 - crop);
+    spec.values.insert(spec.values.end(), frame.begin<uint8_t>(),
+                       frame.end<uint8_t>());
+  }
+  for (int frames : {1, 2, 3}) {
+    // The third: one frame of a source without patient geometry.
+    spec.geometry = frames < 3;
+    if (frames == 3) frames = 1;
+    spec.frames = frames;
+    spec.values.resize(size_t(crop.total()) * frames);
+    const std::string source = testing::MakeDicom(spec);
+    SegmentRequest request = ImageRequest(source);
+    request.set_mask_encoding(segmentation::v1::DICOM_SEG);
+    SegmentResponse response;
+    const grpc::Status status = Segment(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.mask().encoding(), segmentation::v1::DICOM_SEG);
+    EXPECT_EQ(response.frame_masks_size(), 0);
+    const std::filesystem::path path =
+        std::filesystem::path(::testing::TempDir()) /
+        absl::StrCat("answer_", frames, spec.geometry, ".dcm");
+    std::ofstream(path, std::ios::binary) << response.mask().data();
+
+    // DCMTK reads it back as a Segmentation.
+    DcmSegmentation* loaded = nullptr;
+    ASSERT_TRUE(
+        DcmSegmentation::loadFile(path.string().c_str(), loaded).good());
+    const std::unique_ptr<DcmSegmentation> owned(loaded);
+    EXPECT_EQ(loaded->getNumberOfSegments(), 2u);
+    EXPECT_EQ(loaded->getNumberOfFrames(), size_t(2 * frames));
+
+    // David Clunie's validator: no errors.
+    const std::string report =
+        absl::StrCat(::testing::TempDir(), "/dciodvfy_", frames, ".txt");
+    std::system(absl::StrCat("dciodvfy ", path.string(), " > ", report, " 2>&1")
+                    .c_str());
+    const std::string verdict = testing::ReadFile(report);
+    EXPECT_EQ(verdict.find("Error"), std::string::npos) << verdict;
+
+    // pydicom reads it, and says what it holds: per segment, then frame.
+    const std::string dump =
+        absl::StrCat(::testing::TempDir(), "/pydicom_", frames, ".txt");
+    const std::string script = absl::StrCat(
+        "import pydicom, sys\n"
+        "seg = pydicom.dcmread(sys.argv[1])\n"
+        "src = pydicom.dcmread(sys.argv[2])\n"
+        "print(seg.Modality, seg.SOPClassUID == "
+        "'1.2.840.10008.5.1.4.1.1.66.4')\n"
+        "print(seg.StudyInstanceUID == src.StudyInstanceUID,"
+        " seg.PatientID == src.PatientID,"
+        " seg.SeriesInstanceUID != src.SeriesInstanceUID,"
+        " seg.get('FrameOfReferenceUID') == src.get('FrameOfReferenceUID'))\n"
+        "print(len(seg.SegmentSequence), seg.NumberOfFrames)\n"
+        "print(seg.SegmentSequence[0].SegmentAlgorithmType)\n"
+        "refs = {f.DerivationImageSequence[0].SourceImageSequence[0]"
+        ".ReferencedSOPInstanceUID for f in "
+        "seg.PerFrameFunctionalGroupsSequence}\n"
+        "print(refs == {src.SOPInstanceUID})\n"
+        "pixels = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)\n"
+        "open(sys.argv[3], 'wb').write(pixels.astype('uint8').tobytes())\n");
+    const std::string script_path =
+        absl::StrCat(::testing::TempDir(), "/read_seg.py");
+    std::ofstream(script_path) << script;
+    const std::string source_path =
+        absl::StrCat(::testing::TempDir(), "/source_", frames, ".dcm");
+    std::ofstream(source_path, std::ios::binary) << source;
+    const std::string pixels_path =
+        absl::StrCat(::testing::TempDir(), "/seg_pixels_", frames, ".raw");
+    ASSERT_EQ(std::system(absl::StrCat("/usr/bin/python3 ", script_path, " ",
+                                       path.string(), " ", source_path, " ",
+                                       pixels_path, " > ", dump, " 2>&1")
+                              .c_str()),
+              0)
+        << testing::ReadFile(dump);
+    const int classes = 2;  // the test model's; neither is "background"
+    EXPECT_EQ(testing::ReadFile(dump),
+              absl::StrCat("SEG True\nTrue True True True\n", classes, " ",
+                           classes * frames, "\nAUTOMATIC\nTrue\n"));
+
+    // Its frames, segment by segment, are the PNG path's masks.
+    const std::string seg_pixels = testing::ReadFile(pixels_path);
+    ASSERT_EQ(seg_pixels.size(), crop.total() * classes * frames);
+    for (int f = 0; f < frames; ++f) {
+      std::vector<uchar> png;
+      cv::imencode(".png", f == 0 ? crop : cv::Mat(255 - crop), png);
+      SegmentResponse expected;
+      ASSERT_TRUE(
+          Segment(ImageRequest(std::string(png.begin(), png.end())), &expected)
+              .ok());
+      const cv::Mat mask = DecodePng(expected.mask().data());
+      for (int c = 0; c < classes; ++c) {
+        const cv::Mat frame(crop.rows, crop.cols, CV_8U,
+                            const_cast<char*>(seg_pixels.data()) +
+                                (c * frames + f) * crop.total());
+        EXPECT_EQ(cv::countNonZero(frame != (mask == c) / 255), 0)
+            << "segment " << c + 1 << " frame " << f + 1;
+      }
+    }
+  }
+  // A PNG cannot be answered with a Segmentation.
+  std::vector<uchar> png;
+  cv::imencode(".png", crop, png);
+  SegmentRequest request = ImageRequest(std::string(png.begin(), png.end()));
+  request.set_mask_encoding(segmentation::v1::DICOM_SEG);
+  SegmentResponse response;
+  EXPECT_EQ(Segment(request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(SegmentationServerTest, ServesTheTorchScriptExport) {

@@ -50,8 +50,8 @@ TEST(DicomDecoderTest, AppliesTheRescaleThenTheModelsWindow) {
   const DicomSpec spec = CtSlice();
   auto frames = DecodeDicom(MakeDicom(spec), {}, SoftTissueWindow());
   ASSERT_TRUE(frames.ok()) << frames.status();
-  ASSERT_EQ(frames->size(), 1u);
-  const cv::Mat& frame = frames->front();
+  ASSERT_EQ(frames->frames.size(), 1u);
+  const cv::Mat& frame = frames->frames.front();
   ASSERT_EQ(frame.type(), CV_32F);
   ASSERT_EQ(frame.size(), cv::Size(16, 12));
   for (int i = 0; i < spec.rows * spec.columns; ++i) {
@@ -81,7 +81,7 @@ TEST(DicomDecoderTest, EveryTransferSyntaxGivesTheSameIntensities) {
     EXPECT_TRUE(next != '.' && !absl::ascii_isdigit(next)) << uid;
     auto frames = DecodeDicom(bytes, {}, SoftTissueWindow());
     ASSERT_TRUE(frames.ok()) << uid << ": " << frames.status();
-    EXPECT_EQ(cv::norm(frames->front(), reference->front(), cv::NORM_INF), 0)
+    EXPECT_EQ(cv::norm(frames->frames.front(), reference->frames.front(), cv::NORM_INF), 0)
         << uid;
   }
 }
@@ -93,14 +93,14 @@ TEST(DicomDecoderTest, RangeAndMinMaxMappings) {
   auto ranged = DecodeDicom(MakeDicom(CtSlice()), {}, range);
   ASSERT_TRUE(ranged.ok());
   double low, high;
-  cv::minMaxLoc(ranged->front(), &low, &high);
+  cv::minMaxLoc(ranged->frames.front(), &low, &high);
   EXPECT_NEAR(low, 0, 1e-6);
   EXPECT_NEAR(high, 1, 1e-6);
   DicomInput min_max;
   min_max.set_min_max(true);
   auto stretched = DecodeDicom(MakeDicom(CtSlice()), {}, min_max);
   ASSERT_TRUE(stretched.ok());
-  EXPECT_LT(cv::norm(stretched->front(), ranged->front(), cv::NORM_INF), 1e-6);
+  EXPECT_LT(cv::norm(stretched->frames.front(), ranged->frames.front(), cv::NORM_INF), 1e-6);
 }
 
 TEST(DicomDecoderTest, UnmappedEightBitPixelsAreScaledAsAPngWould) {
@@ -110,8 +110,8 @@ TEST(DicomDecoderTest, UnmappedEightBitPixelsAreScaledAsAPngWould) {
   std::iota(spec.values.begin(), spec.values.end(), 100);
   auto frames = DecodeDicom(MakeDicom(spec), {}, DicomInput());
   ASSERT_TRUE(frames.ok()) << frames.status();
-  EXPECT_FLOAT_EQ(frames->front().at<float>(0, 0), 100.0f / 255);
-  EXPECT_FLOAT_EQ(frames->front().at<float>(7, 7), 163.0f / 255);
+  EXPECT_FLOAT_EQ(frames->frames.front().at<float>(0, 0), 100.0f / 255);
+  EXPECT_FLOAT_EQ(frames->frames.front().at<float>(7, 7), 163.0f / 255);
 }
 
 TEST(DicomDecoderTest, MonochromeOneIsInverted) {
@@ -122,8 +122,8 @@ TEST(DicomDecoderTest, MonochromeOneIsInverted) {
   spec.values[0] = 0;
   auto frames = DecodeDicom(MakeDicom(spec), {}, DicomInput());
   ASSERT_TRUE(frames.ok()) << frames.status();
-  EXPECT_FLOAT_EQ(frames->front().at<float>(0, 0), 1.0f);
-  EXPECT_FLOAT_EQ(frames->front().at<float>(1, 1), 0.0f);
+  EXPECT_FLOAT_EQ(frames->frames.front().at<float>(0, 0), 1.0f);
+  EXPECT_FLOAT_EQ(frames->frames.front().at<float>(1, 1), 0.0f);
 }
 
 TEST(DicomDecoderTest, DecodesEveryFrameOfAMultiFrameObject) {
@@ -134,9 +134,9 @@ TEST(DicomDecoderTest, DecodesEveryFrameOfAMultiFrameObject) {
     spec.values.insert(spec.values.end(), 64, f * 100);
   auto frames = DecodeDicom(MakeDicom(spec), {}, DicomInput());
   ASSERT_TRUE(frames.ok()) << frames.status();
-  ASSERT_EQ(frames->size(), 3u);
+  ASSERT_EQ(frames->frames.size(), 3u);
   for (int f = 0; f < 3; ++f) {
-    EXPECT_FLOAT_EQ((*frames)[f].at<float>(4, 4), f * 100.0f / 255);
+    EXPECT_FLOAT_EQ(frames->frames[f].at<float>(4, 4), f * 100.0f / 255);
   }
 }
 
@@ -227,7 +227,7 @@ TEST(DicomDecoderTest, MutatedFilesGiveAStatus) {
       const auto frames = DecodeDicom(bytes, {}, SoftTissueWindow());
       (frames.ok() ? decoded : refused) += 1;
       if (frames.ok()) {
-        for (const cv::Mat& frame : *frames) {
+        for (const cv::Mat& frame : frames->frames) {
           ASSERT_EQ(frame.type(), CV_32F);
         }
       }

@@ -97,6 +97,15 @@ std::string MakeDicom(const DicomSpec& spec) {
     data->putAndInsertString(DCM_RescaleIntercept,
                              absl::StrCat(spec.intercept).c_str());
   }
+  if (spec.geometry) {
+    data->putAndInsertString(
+        DCM_FrameOfReferenceUID,
+        dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT));
+    data->putAndInsertString(DCM_ImagePositionPatient, "-120\\-90.5\\30");
+    data->putAndInsertString(DCM_ImageOrientationPatient, "1\\0\\0\\0\\1\\0");
+    data->putAndInsertString(DCM_PixelSpacing, "0.5\\0.5");
+    data->putAndInsertString(DCM_SliceThickness, "1.25");
+  }
   const size_t count = spec.values.size();
   if (spec.encoding == DicomEncoding::kJpeg2000) {
     // Encapsulated fragments that only claim to be JPEG 2000.

@@ -27,6 +27,8 @@ struct DicomSpec {
   int samples = 1;
   double slope = 1, intercept = 0;
   DicomEncoding encoding = DicomEncoding::kExplicitLittle;
+  // Patient geometry: frame of reference, position, orientation, spacing.
+  bool geometry = false;
   // Stored values, frame after frame (rows * columns * frames of them);
   // written as 8- or 16-bit words.
   std::vector<int32_t> values;
