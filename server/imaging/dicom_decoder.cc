@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/imaging/dicom_source.h"
+#include "server/imaging/dicom_structure.h"
 
 namespace unet {
 namespace {
@@ -184,6 +185,14 @@ absl::StatusOr<DicomImage> DecodeOrThrow(absl::string_view bytes,
                                          const DecodeLimits& limits,
                                          const DicomInput& mapping) {
   InitializeDcmtk();
+  // DCMTK allocates what element headers declare: check they fit first. A
+  // deflated dataset may inflate to what the largest image accepted holds.
+  const size_t max_inflated =
+      static_cast<size_t>(limits.max_pixels) * 2 + (size_t{1} << 20);
+  if (absl::Status structure = CheckDicomStructure(bytes, max_inflated);
+      !structure.ok()) {
+    return structure;
+  }
   DcmInputBufferStream stream;
   stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
   stream.setEos();

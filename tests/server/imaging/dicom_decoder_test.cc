@@ -81,7 +81,9 @@ TEST(DicomDecoderTest, EveryTransferSyntaxGivesTheSameIntensities) {
     EXPECT_TRUE(next != '.' && !absl::ascii_isdigit(next)) << uid;
     auto frames = DecodeDicom(bytes, {}, SoftTissueWindow());
     ASSERT_TRUE(frames.ok()) << uid << ": " << frames.status();
-    EXPECT_EQ(cv::norm(frames->frames.front(), reference->frames.front(), cv::NORM_INF), 0)
+    EXPECT_EQ(cv::norm(frames->frames.front(), reference->frames.front(),
+                       cv::NORM_INF),
+              0)
         << uid;
   }
 }
@@ -100,7 +102,9 @@ TEST(DicomDecoderTest, RangeAndMinMaxMappings) {
   min_max.set_min_max(true);
   auto stretched = DecodeDicom(MakeDicom(CtSlice()), {}, min_max);
   ASSERT_TRUE(stretched.ok());
-  EXPECT_LT(cv::norm(stretched->frames.front(), ranged->frames.front(), cv::NORM_INF), 1e-6);
+  EXPECT_LT(
+      cv::norm(stretched->frames.front(), ranged->frames.front(), cv::NORM_INF),
+      1e-6);
 }
 
 TEST(DicomDecoderTest, UnmappedEightBitPixelsAreScaledAsAPngWould) {
@@ -190,6 +194,25 @@ TEST(DicomDecoderTest, RefusesHugeDimensionsBeforeDecompressing) {
                   .status()
                   .message(),
               HasSubstr("exceeds"));
+}
+
+// DCMTK allocates what a header declares: a file that declares 4 GB of
+// pixel data in a few hundred bytes is refused before DCMTK reads it (the
+// fuzzer's first find; its input is in the fuzz corpus).
+TEST(DicomDecoderTest, RefusesDeclaredLengthsBeyondTheFile) {
+  std::string bytes = MakeDicom(CtSlice());
+  // Pixel Data (7FE0,0010) OW: 2 reserved bytes, then a 4-byte length.
+  const size_t at = bytes.find(std::string("\xe0\x7f\x10\x00OW", 6));
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at + 8, 4, "\xf0\xff\xff\x7f");
+  const absl::Status status = DecodeDicom(bytes, {}, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("(7fe0,0010) declares"));
+  const std::string regression = testing::ReadFileBytes(
+      UNET_SOURCE_DIR
+      "/tests/fuzz/corpus/dicom_decoder/regression_oom_declared_length.dcm");
+  ASSERT_FALSE(regression.empty());
+  EXPECT_FALSE(DecodeDicom(regression, {}, DicomInput()).ok());
 }
 
 TEST(DicomDecoderTest, NoHeaderValueReachesAStatusMessage) {

@@ -54,6 +54,13 @@ E_TransferSyntax SyntaxOf(DicomEncoding encoding) {
 
 }  // namespace
 
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
 std::string MakeDicom(const DicomSpec& spec) {
   RegisterEncoders();
   DcmFileFormat file;

@@ -34,6 +34,9 @@ struct DicomSpec {
   std::vector<int32_t> values;
 };
 
+// Returns the contents of `path` (empty when unreadable).
+std::string ReadFileBytes(const std::string& path);
+
 // Returns the bytes of a DICOM Part 10 file (CT Image Storage, one frame;
 // Multi-frame Grayscale Word/Byte Secondary Capture with more).
 std::string MakeDicom(const DicomSpec& spec);
