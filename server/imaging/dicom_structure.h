@@ -3,10 +3,11 @@
 
 // DCMTK allocates, for each element it reads, the length its header
 // declares, before finding that the bytes are not there: a 200-byte file
-// may make it ask for 4 GB (found by tests/fuzz/dicom_decoder_fuzzer). This
-// walks every element header of a Part 10 file first, items and sequences
-// included, and checks that each declared length fits in the bytes that
-// hold it, so that what DCMTK allocates is bounded by the file's size.
+// may make it ask for 4 GB (found by tests/fuzz/dicom_decoder_fuzzer).
+// dicom_decoder.cc has DCMTK skip long values instead, which it cannot do
+// inside a deflated dataset: for those, this walks every element header
+// first, items and sequences included, and checks that each declared
+// length fits in the bytes that hold it.
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
