@@ -35,6 +35,8 @@ test_packages=(
   clang libclang-rt-14-dev
   # TLS tests make their certificates; the image test drives Docker
   openssl curl
+  # DICOM tests: David Clunie's validator, pydicom, DCMTK's tools
+  dicom3tools python3-pydicom dcmtk
 )
 
 case $group in

@@ -264,6 +264,8 @@ TEST_F(SegmentationServerTest, AnswersADicomImageWithAValidSegmentation) {
     std::system(absl::StrCat("dciodvfy ", path.string(), " > ", report, " 2>&1")
                     .c_str());
     const std::string verdict = testing::ReadFile(report);
+    // It names the IOD it checked: dciodvfy ran.
+    ASSERT_NE(verdict.find("Segmentation"), std::string::npos) << verdict;
     EXPECT_EQ(verdict.find("Error"), std::string::npos) << verdict;
 
     // pydicom reads it, and says what it holds: per segment, then frame.

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <iostream>
 #include <numeric>
 #include <random>
@@ -86,6 +87,26 @@ TEST(DicomDecoderTest, EveryTransferSyntaxGivesTheSameIntensities) {
               0)
         << uid;
   }
+}
+
+TEST(DicomDecoderTest, DecodesJpegBaselineWithinItsLoss) {
+  DicomSpec spec;
+  spec.rows = 32;
+  spec.columns = 32;
+  spec.bits_allocated = 8;
+  for (int i = 0; i < 32 * 32; ++i) spec.values.push_back((i % 32) * 8);
+  spec.encoding = DicomEncoding::kJpegBaseline;
+  const std::string bytes = MakeDicom(spec);
+  ASSERT_NE(bytes.find("1.2.840.10008.1.2.4.50"), std::string::npos);
+  auto frames = DecodeDicom(bytes, {}, DicomInput());
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  double worst = 0;
+  for (int i = 0; i < 32 * 32; ++i) {
+    worst = std::max<double>(
+        worst, std::abs(frames->frames.front().at<float>(i / 32, i % 32) -
+                        spec.values[i] / 255.0));
+  }
+  EXPECT_LT(worst, 12.0 / 255);  // lossy, but the same picture
 }
 
 TEST(DicomDecoderTest, RangeAndMinMaxMappings) {

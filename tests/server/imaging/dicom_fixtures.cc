@@ -46,6 +46,8 @@ E_TransferSyntax SyntaxOf(DicomEncoding encoding) {
       return EXS_JPEGLSLossless;
     case DicomEncoding::kJpegLossless:
       return EXS_JPEGProcess14SV1;
+    case DicomEncoding::kJpegBaseline:
+      return EXS_JPEGProcess1;
     case DicomEncoding::kJpeg2000:
       return EXS_JPEG2000LosslessOnly;
   }

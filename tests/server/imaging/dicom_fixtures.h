@@ -16,7 +16,8 @@ enum class DicomEncoding {
   kRle,
   kJpegLsLossless,
   kJpegLossless,
-  kJpeg2000,  // a JPEG 2000 header over bytes that are not: for refusals
+  kJpegBaseline,  // lossy, 8 bits
+  kJpeg2000,      // a JPEG 2000 header over bytes that are not: for refusals
 };
 
 struct DicomSpec {
