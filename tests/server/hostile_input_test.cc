@@ -247,9 +247,20 @@ INSTANTIATE_TEST_SUITE_P(
         HostileCase{"SunRaster",
                     [] { return Encoded("\x59\xA6\x6A\x95\0\0\xEA\x60"s); },
                     kInvalid, "Sun raster is not accepted"},
-        HostileCase{"DicomNotYet",
+        HostileCase{"DicomSignatureAlone",
                     [] { return Encoded(std::string(128, '\0') + "DICM"); },
-                    kInvalid, "DICOM is not accepted"},
+                    kInvalid, "the DICOM file cannot be read"},
+        // Pixel data declaring 4 GB in a file of 180 bytes: refused without
+        // the allocation DCMTK would make for it (dicom_decoder.cc).
+        HostileCase{"DicomDeclaringFourGigabytes",
+                    [] {
+                      return Encoded(std::string(128, '\0') + "DICM" +
+                                     "\x02\x00\x10\x00UI\x14\x00"s +
+                                     "1.2.840.10008.1.2.1\0"s +
+                                     "\xe0\x7f\x10\x00OW\0\0\xf0\xff\xff\xff"s +
+                                     std::string(16, '\x01'));
+                    },
+                    kInvalid, "DICOM"},
         HostileCase{"UnknownBytes", [] { return Encoded("\x01\x02\x03"s); },
                     kInvalid, "not PNG, TIFF, JPEG or BMP"},
         HostileCase{"EmptyBytes", [] { return Encoded(""); }, kInvalid,
