@@ -109,6 +109,9 @@ absl::Status AnswerWithSegmentation(const DicomSource& source,
                                     SegmentResponse& response) {
   std::vector<cv::Mat> masks;
   for (const segmentation::v1::Mask& frame : response.frame_masks()) {
+    if (frame.data().size() != size_t{frame.width()} * frame.height()) {
+      return absl::InternalError("a frame's mask has the wrong size");
+    }
     const cv::Mat raw(static_cast<int>(frame.height()),
                       static_cast<int>(frame.width()), CV_8U,
                       const_cast<char*>(frame.data().data()));

@@ -124,7 +124,8 @@ absl::StatusOr<cv::Mat> DecodeEncoded(const std::string& bytes,
       break;
     case ImageFormat::kUnknown:
       return absl::InvalidArgumentError(
-          "image bytes are not PNG, TIFF, JPEG or BMP (unknown signature)");
+          "image bytes are not PNG, TIFF, JPEG, BMP or DICOM (unknown "
+          "signature)");
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("image format ", ImageFormatName(format),

@@ -262,7 +262,7 @@ INSTANTIATE_TEST_SUITE_P(
                     },
                     kInvalid, "DICOM"},
         HostileCase{"UnknownBytes", [] { return Encoded("\x01\x02\x03"s); },
-                    kInvalid, "not PNG, TIFF, JPEG or BMP"},
+                    kInvalid, "not PNG, TIFF, JPEG, BMP or DICOM"},
         HostileCase{"EmptyBytes", [] { return Encoded(""); }, kInvalid,
                     "empty"},
         // Raw headers.

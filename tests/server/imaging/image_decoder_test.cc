@@ -246,7 +246,7 @@ TEST(ImageDecoderTest, AcceptsOnlyTheAllowedFormatsAndNamesTheOthers) {
   }
   const auto unknown = DecodeImage(EncodedBytes("\x00\x01garbage"s), kLimits);
   EXPECT_THAT(unknown.status().message(),
-              HasSubstr("not PNG, TIFF, JPEG or BMP"));
+              HasSubstr("not PNG, TIFF, JPEG, BMP or DICOM"));
   // A real PGM, which OpenCV would decode, is refused all the same.
   EXPECT_EQ(CodeOf(Encoded(Gradient(4, 4, CV_8UC1), ".pgm")),
             absl::StatusCode::kInvalidArgument);
