@@ -2,9 +2,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 namespace unet {
 namespace {
@@ -30,7 +32,9 @@ class BearerTokensTest : public ::testing::Test {
     return tokens.ok() ? *std::move(tokens) : nullptr;
   }
 
-  const fs::path path_ = fs::path(::testing::TempDir()) / "tokens.txt";
+  // Per process: CTest runs these tests in parallel processes.
+  const fs::path path_ = fs::path(::testing::TempDir()) /
+                         ("tokens_" + std::to_string(getpid()) + ".txt");
 };
 
 TEST_F(BearerTokensTest, AcceptsTheFilesTokensOnly) {

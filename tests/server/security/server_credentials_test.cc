@@ -2,9 +2,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "tests/server/security/test_certificates.h"
 
@@ -18,7 +20,10 @@ using testing::KeyPair;
 class ServerCredentialsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::path(::testing::TempDir()) / "credentials_test");
+    // Per process: CTest runs each test of this file in a process of its
+    // own, in parallel, and they must not rewrite each other's files.
+    dir_ = new fs::path(fs::path(::testing::TempDir()) /
+                        ("credentials_test_" + std::to_string(getpid())));
     fs::create_directories(*dir_);
     ca_ = new KeyPair(testing::MakeCertificateAuthority(*dir_, "ca"));
     server_ = new KeyPair(testing::MakeLeafCertificate(*dir_, "server", *ca_));
