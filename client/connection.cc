@@ -2,14 +2,13 @@
 
 #include <grpcpp/support/client_interceptor.h>
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_contents.h"
 
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM CA bundle to trust: connect over TLS (empty: plaintext)");
@@ -25,17 +24,6 @@ ABSL_FLAG(std::string, token, "",
 
 namespace unet {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path,
-                                     const char* flag) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat("cannot read --", flag, " ", path));
-  }
-  return contents.str();
-}
 
 // Adds the authorization header to every call of the channel.
 class BearerTokenInterceptor : public grpc::experimental::Interceptor {
@@ -86,14 +74,15 @@ absl::StatusOr<ConnectionOptions> ConnectionOptionsFromFlags() {
         "certificate)");
   }
   if (!ca.empty()) {
-    absl::StatusOr<std::string> read = ReadFile(ca, "tls_ca");
+    absl::StatusOr<std::string> read = ReadFileContents(ca, "--tls_ca");
     if (!read.ok()) return read.status();
     options.tls_ca = *std::move(read);
   }
   if (!cert.empty()) {
-    absl::StatusOr<std::string> read_cert = ReadFile(cert, "tls_cert");
+    absl::StatusOr<std::string> read_cert =
+        ReadFileContents(cert, "--tls_cert");
     if (!read_cert.ok()) return read_cert.status();
-    absl::StatusOr<std::string> read_key = ReadFile(key, "tls_key");
+    absl::StatusOr<std::string> read_key = ReadFileContents(key, "--tls_key");
     if (!read_key.ok()) return read_key.status();
     options.tls_cert = *std::move(read_cert);
     options.tls_key = *std::move(read_key);
@@ -104,7 +93,7 @@ absl::StatusOr<ConnectionOptions> ConnectionOptionsFromFlags() {
       return absl::InvalidArgumentError(
           "give --token or --token_file, not both");
     }
-    absl::StatusOr<std::string> read = ReadFile(file, "token_file");
+    absl::StatusOr<std::string> read = ReadFileContents(file, "--token_file");
     if (!read.ok()) return read.status();
     options.token = std::string(absl::StripAsciiWhitespace(*read));
   }

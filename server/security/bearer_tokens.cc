@@ -4,14 +4,13 @@
 #include <openssl/sha.h>
 #include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_contents.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace unet {
 namespace {
@@ -70,16 +69,11 @@ absl::Status BearerTokens::Refresh() {
 
 absl::StatusOr<std::vector<BearerTokens::Digest>> BearerTokens::ReadDigests()
     const {
-  std::ifstream file(path_, std::ios::binary);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  if (!file) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read the tokens file ", path_));
-  }
+  ASSIGN_OR_RETURN(const std::string contents,
+                   ReadFileContents(path_, "the tokens file"));
   std::vector<Digest> digests;
   int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(contents.str(), '\n')) {
+  for (absl::string_view line : absl::StrSplit(contents, '\n')) {
     ++line_number;
     line = absl::StripAsciiWhitespace(line);
     if (line.empty() || line.front() == '#') continue;

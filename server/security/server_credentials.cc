@@ -8,23 +8,12 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_contents.h"
 
 namespace unet {
 namespace {
-
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  if (!file) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
-  }
-  return contents.str();
-}
 
 struct BioDeleter {
   void operator()(BIO* bio) const { BIO_free(bio); }
@@ -91,9 +80,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   if (files.key.empty()) {
     return absl::InvalidArgumentError("--tls_cert needs --tls_key");
   }
-  const absl::StatusOr<std::string> cert = ReadPem(files.cert, "--tls_cert");
+  const absl::StatusOr<std::string> cert =
+      ReadFileContents(files.cert, "--tls_cert");
   if (!cert.ok()) return cert.status();
-  const absl::StatusOr<std::string> key = ReadPem(files.key, "--tls_key");
+  const absl::StatusOr<std::string> key =
+      ReadFileContents(files.key, "--tls_key");
   if (!key.ok()) return key.status();
   if (absl::Status checked = CheckCertificates(*cert, files.cert);
       !checked.ok()) {
@@ -105,7 +96,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   }
   if (!files.client_ca.empty()) {
     const absl::StatusOr<std::string> ca =
-        ReadPem(files.client_ca, "--tls_client_ca");
+        ReadFileContents(files.client_ca, "--tls_client_ca");
     if (!ca.ok()) return ca.status();
     if (absl::Status checked = CheckCertificates(*ca, files.client_ca);
         !checked.ok()) {
