@@ -76,8 +76,10 @@ struct ServerOptions {
 
 class SegmentationServer {
  public:
-  // Starts listening (health NOT_SERVING), loads and warms up the models,
-  // and turns SERVING. Fails when no default model loads or a port is taken.
+  // Measures the CPU plan when asked (plan_cpu_execution; the ports are
+  // still closed then), starts listening (health NOT_SERVING), loads and
+  // warms up the models, and turns SERVING. Fails when no default model
+  // loads or a port is taken.
   static absl::StatusOr<std::unique_ptr<SegmentationServer>> Start(
       const ServerOptions& options);
   ~SegmentationServer();

@@ -340,12 +340,17 @@ TEST(LifecycleTest, NotServingUntilTheModelIsLoadedAndWarm) {
   const fs::path root = fs::path(::testing::TempDir()) / "slow_models";
   ExportModel(root, 64);
   const int port = testing::FreePort(), metrics_port = testing::FreePort();
+  const fs::path log_path = fs::path(::testing::TempDir()) /
+                            absl::StrCat("slow_server_", getpid(), ".log");
   const pid_t pid = testing::Spawn(
       {SERVER_BIN, "--address=127.0.0.1", absl::StrCat("--port=", port),
        "--metrics_address=127.0.0.1",
        absl::StrCat("--metrics_port=", metrics_port),
-       "--model_root=" + root.string(), "--device=cpu"},
-      fs::path(::testing::TempDir()) / "slow_server.log");
+       "--model_root=" + root.string(), "--device=cpu",
+       // A fixed plan: the planner runs before the port listens, so its
+       // passes would not widen the window this test watches.
+       "--instances=1"},
+      log_path);
   // Connect only once the port listens, so that the channel is not in
   // reconnect back-off while the model loads.
   std::string body;
@@ -383,7 +388,8 @@ TEST(LifecycleTest, NotServingUntilTheModelIsLoadedAndWarm) {
   EXPECT_EQ(testing::WaitForExit(pid), 0);
   EXPECT_EQ(order, (std::vector<int>{
                        grpc::health::v1::HealthCheckResponse::NOT_SERVING,
-                       grpc::health::v1::HealthCheckResponse::SERVING}));
+                       grpc::health::v1::HealthCheckResponse::SERVING}))
+      << testing::ReadFile(log_path);
   EXPECT_TRUE(not_ready_over_http);
 }
 
