@@ -43,6 +43,7 @@
 #include "model/imaging/tiling.h"
 #include "model/model_config.h"
 #include "model/model_repository.h"
+#include "model/onednn_conv.h"
 #include "segmentation/v1/segmentation.grpc.pb.h"
 #include "server/engine/cpu_planner.h"
 #include "server/engine/torch_engine.h"
@@ -56,6 +57,10 @@ ABSL_FLAG(std::string, device, "", "as the server's --device");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, fp16 or bf16");
 ABSL_FLAG(bool, channels_last, false,
           "as the server's flag (default: on with CPUs alone)");
+ABSL_FLAG(
+    bool, fused_conv_relu, true,
+    "on CPUs, each ReLU fused into its convolution (model/onednn_conv.h); "
+    "false times LibTorch's separate ReLU pass");
 ABSL_FLAG(int, instances, 0, "as the server's --instances");
 ABSL_FLAG(int, cpu_threads, 0, "as the server's --cpu_threads");
 ABSL_FLAG(int, max_batch_size, 0,
@@ -256,6 +261,49 @@ absl::StatusOr<Limit> TimeBatches(InferenceEngine& engine,
   return limit;
 }
 
+// Times one engine's batch-1 pass with each ReLU fused into its convolution
+// and with LibTorch's separate ReLU, alternating pass by pass so that both
+// see the same machine, at 1 thread and at all usable CPUs; prints medians.
+absl::Status CompareFusedRelu(InferenceEngine& engine,
+                              const PreparedImage& prepared) {
+  constexpr int kRounds = 15;
+  std::cout << "\n| batch-1 pass, median of " << kRounds
+            << " alternating | threads | ReLU fused ms | ReLU separate ms "
+               "| separate / fused |\n|---|---:|---:|---:|---:|\n";
+  const std::vector<int64_t> shape = {
+      1, prepared.channels, prepared.padded_height, prepared.padded_width};
+  absl::Status status;
+  std::thread timing([&] {  // a fresh thread, as the server's workers
+    for (int threads : {1, UsableCpus()}) {
+      SetCpuThreads(threads);
+      std::vector<double> ms[2];  // [fused]
+      for (int round = -1; round < kRounds && status.ok(); ++round) {
+        for (bool fused : {true, false}) {
+          EnableFusedConvolveRelu(fused);
+          const absl::Time start = absl::Now();
+          status = RunRawForward(engine, shape);
+          // Round -1 warms both paths up.
+          if (round >= 0) {
+            ms[fused].push_back(
+                absl::ToDoubleMilliseconds(absl::Now() - start));
+          }
+        }
+      }
+      EnableFusedConvolveRelu(true);
+      if (!status.ok()) return;
+      for (auto& times : ms) {
+        std::nth_element(times.begin(), times.begin() + kRounds / 2,
+                         times.end());
+      }
+      const double fused = ms[1][kRounds / 2], separate = ms[0][kRounds / 2];
+      std::cout << absl::StrFormat("| | %d | %.1f | %.1f | %.2f |\n", threads,
+                                   fused, separate, separate / fused);
+    }
+  });
+  timing.join();
+  return status;
+}
+
 // CPUs: every candidate plan of the server's planner, timed raw: that many
 // fresh engines of the version side by side, each on its own thread with
 // the plan's intra-op threads, running the module alone. The best is the
@@ -303,6 +351,9 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
     std::cout << absl::StrFormat("| %s | %.2f | %.1f |", name, rate,
                                  measured.latency_ms)
               << std::endl;
+  }
+  if (HasFusedConvolveRelu()) {
+    RETURN_IF_ERROR(CompareFusedRelu(*engines.front(), prepared));
   }
   const auto fastest = std::min_element(
       latency_ms.begin(), latency_ms.end(),
@@ -516,6 +567,7 @@ absl::Status Run(bool channels_last_given) {
 int main(int argc, char** argv) {
   unet::TuneAllocator();  // as the server binary runs
   absl::ParseCommandLine(argc, argv);
+  unet::EnableFusedConvolveRelu(absl::GetFlag(FLAGS_fused_conv_relu));
   const absl::Status status =
       unet::Run(unet::FlagGivenOnCommandLine(argc, argv, "channels_last"));
   if (!status.ok()) {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "model/onednn_conv.h"
 
 namespace unet {
 namespace {
@@ -26,6 +27,7 @@ torch::Tensor CenterCrop(const torch::Tensor& x, int64_t height,
 // gradients: training keeps the modules' own autograd path.
 bool UseOneDnn(const torch::Tensor& x) {
   return x.is_cpu() && x.scalar_type() == torch::kFloat32 && at::hasMKLDNN() &&
+         at::globalContext().userEnabledMkldnn() &&
          !torch::GradMode::is_enabled();
 }
 
@@ -153,6 +155,11 @@ DoubleConvImpl::DoubleConvImpl(int64_t in_channels, int64_t out_channels)
                                        out_channels, out_channels, 3)))) {}
 
 torch::Tensor DoubleConvImpl::forward(torch::Tensor x) {
+  if (UseOneDnn(x) && HasFusedConvolveRelu() &&
+      conv1_->weight.scalar_type() == torch::kFloat32) {
+    x = ConvolveRelu(x, conv1_->weight, conv1_->bias);
+    return ConvolveRelu(x, conv2_->weight, conv2_->bias);
+  }
   return torch::relu(conv2_(torch::relu(conv1_(x))));
 }
 

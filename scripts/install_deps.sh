@@ -23,7 +23,9 @@ runtime_packages=(
   libcivetweb1 libssl3 libdcmtk17 ca-certificates curl
 )
 if [[ ${UNET_DEBIAN_TORCH:-1} == 1 ]]; then
-  build_packages+=(libtorch-dev)
+  # oneDNN's headers: Debian's LibTorch links it as a shared library, and
+  # the CPU pass calls it directly to fuse each ReLU (model/onednn_conv.h)
+  build_packages+=(libtorch-dev libdnnl-dev)
   runtime_packages+=(libtorch1.13)
 fi
 test_packages=(

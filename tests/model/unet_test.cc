@@ -104,7 +104,8 @@ TEST(UNetTest, SameSeedSameWeights) {
 
 TEST(UNetTest, InferenceOnCpuGivesTheLogitsOfTheTrainingPath) {
   // Without gradients the up-convolutions and the head run as oneDNN 1x1
-  // convolutions; with them, as LibTorch's own modules.
+  // convolutions and each ReLU is fused into its convolution; with them,
+  // LibTorch's own modules run.
   torch::manual_seed(3);
   UNet net(Narrow(4));
   net->eval();
@@ -114,14 +115,18 @@ TEST(UNetTest, InferenceOnCpuGivesTheLogitsOfTheTrainingPath) {
   }
   const torch::Tensor input = torch::rand({2, 1, 204, 220});
   const torch::Tensor with_modules = net(input).detach();
-  torch::Tensor one_by_one;
-  for (int threads : {1, 2}) {
-    torch::set_num_threads(threads);
-    c10::InferenceMode inference;
-    one_by_one = net(input);
-    EXPECT_EQ(one_by_one.sizes(), with_modules.sizes());
-    EXPECT_LT((one_by_one - with_modules).abs().max().item<float>(), 1e-4)
-        << threads << " threads";
+  for (const bool channels_last : {false, true}) {
+    const torch::Tensor x =
+        channels_last ? input.contiguous(torch::MemoryFormat::ChannelsLast)
+                      : input;
+    for (int threads : {1, 2}) {
+      torch::set_num_threads(threads);
+      c10::InferenceMode inference;
+      const torch::Tensor one_by_one = net(x);
+      EXPECT_EQ(one_by_one.sizes(), with_modules.sizes());
+      EXPECT_LT((one_by_one - with_modules).abs().max().item<float>(), 1e-4)
+          << threads << " threads, channels-last " << channels_last;
+    }
   }
 }
 
