@@ -60,7 +60,7 @@ ABSL_FLAG(bool, channels_last, false,
 ABSL_FLAG(
     bool, fused_conv_relu, true,
     "on CPUs, each ReLU fused into its convolution (model/onednn_conv.h); "
-    "false times LibTorch's separate ReLU pass");
+    "false times LibTorch's convolutions and separate ReLU pass");
 ABSL_FLAG(int, instances, 0, "as the server's --instances");
 ABSL_FLAG(int, cpu_threads, 0, "as the server's --cpu_threads");
 ABSL_FLAG(int, max_batch_size, 0,
@@ -261,15 +261,18 @@ absl::StatusOr<Limit> TimeBatches(InferenceEngine& engine,
   return limit;
 }
 
-// Times one engine's batch-1 pass with each ReLU fused into its convolution
-// and with LibTorch's separate ReLU, alternating pass by pass so that both
-// see the same machine, at 1 thread and at all usable CPUs; prints medians.
+// Times one engine's batch-1 pass with the 3x3 convolutions as
+// model/onednn_conv runs them (oneDNN, ReLU fused, channels-last from the
+// first layer on) and as LibTorch does (its convolution, then a ReLU pass),
+// alternating pass by pass so that both see the same machine, at 1 thread
+// and at all usable CPUs; prints medians.
 absl::Status CompareFusedRelu(InferenceEngine& engine,
                               const PreparedImage& prepared) {
   constexpr int kRounds = 15;
-  std::cout << "\n| batch-1 pass, median of " << kRounds
-            << " alternating | threads | ReLU fused ms | ReLU separate ms "
-               "| separate / fused |\n|---|---:|---:|---:|---:|\n";
+  std::cout
+      << "\n| batch-1 pass, median of " << kRounds
+      << " alternating | threads | onednn_conv ms | LibTorch conv, "
+         "ReLU ms | LibTorch / onednn_conv |\n|---|---:|---:|---:|---:|\n";
   const std::vector<int64_t> shape = {
       1, prepared.channels, prepared.padded_height, prepared.padded_width};
   absl::Status status;

@@ -18,8 +18,9 @@ bool HasFusedConvolveRelu();
 // that a benchmark can time LibTorch's own path beside it.
 void EnableFusedConvolveRelu(bool enabled);
 
-// relu(conv2d(x, weight, bias)): unpadded, stride 1, fp32 on the CPU, in
-// x's memory format (channels-last or contiguous). Throws (c10::Error or
+// relu(conv2d(x, weight, bias)): unpadded, stride 1, fp32 on the CPU,
+// channels-last when x or the weights are or x has one channel, else
+// contiguous. Throws (c10::Error or
 // dnnl::error) when called without HasFusedConvolveRelu or on other input.
 at::Tensor ConvolveRelu(const at::Tensor& x, const at::Tensor& weight,
                         const at::Tensor& bias);
