@@ -63,6 +63,12 @@ struct PlannerOptions {
   // machine a plan must win clearly to be worth its memory and batching
   // delay.
   double required_gain = 0.05;
+  // Each candidate is timed this many times, in turn with the others, and
+  // keeps its best timing: a slow phase of a shared machine (seconds long on
+  // the VM measured, docs/performance.md) then slows one timing of every
+  // candidate rather than every timing of one. Rounds after the first run
+  // only while the budget lasts.
+  int rounds = 2;
 };
 
 // The plans worth timing on `cpus` usable CPUs: 1, 2, 4, ... and `cpus`
@@ -93,11 +99,11 @@ absl::StatusOr<PlanMeasurement> MeasureCpuPlan(
     const ThreadCountSetter& set_threads, absl::Duration slice, int min_passes,
     std::map<int, double>& latency_ms);
 
-// Times each candidate on `engines` (at least as many as any candidate's
-// instances; each used by one thread at a time) with batches of `sample`
-// (one image, N = 1), and returns the plan with the highest throughput
-// among those whose idle latency is within the tolerance of the lowest
-// (later candidates needing the required gain over earlier ones).
+// Times each candidate (in options.rounds rounds) on `engines` (at least as
+// many as any candidate's instances; each used by one thread at a time) with
+// batches of `sample` (one image, N = 1), and returns the plan with the highest
+// throughput among those whose idle latency is within the tolerance of the
+// lowest (later candidates needing the required gain over earlier ones).
 absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
     const std::vector<std::shared_ptr<InferenceEngine>>& engines,
     const FloatTensor& sample, const std::vector<CpuPlan>& candidates,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 
@@ -169,6 +170,43 @@ TEST(ChooseCpuPlanTest, ALaterPlanMustWinClearly) {
                          options);
   ASSERT_TRUE(choice.ok()) << choice.status();
   EXPECT_EQ(choice->plan.max_batch_size, 2);
+}
+
+TEST(ChooseCpuPlanTest, RoundsOutlastASlowPhaseOfTheMachine) {
+  // Threads do not help, so two instances of one thread are the faster
+  // plan. The machine is slow (4x) while that plan is timed the first time:
+  // the second and third thread-count settings, its two instances'.
+  static std::atomic<int> settings{0};
+  settings = 0;
+  const ThreadCountSetter counting = [](int threads) {
+    current_threads = threads;
+    ++settings;
+  };
+  std::vector<std::shared_ptr<InferenceEngine>> engines;
+  for (int i = 0; i < 2; ++i) {
+    auto engine = std::make_shared<FakeEngine>();
+    engine->before_forward = [] {
+      const bool slow_phase = settings == 2 || settings == 3;
+      absl::SleepFor(absl::Milliseconds(slow_phase ? 40 : 10));
+    };
+    engines.push_back(std::move(engine));
+  }
+  PlannerOptions options = Quick();
+  options.lone_request_uses_all_cpus = true;  // equal idle latencies
+  options.rounds = 1;
+  auto choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1),
+                              counting, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{1, 2, 1}));  // misled by the slow phase
+
+  settings = 0;
+  options.rounds = 2;
+  options.budget = absl::Milliseconds(800);
+  choice = ChooseCpuPlan(engines, Sample(), CpuPlanCandidates(2, 1), counting,
+                         options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 1}));
+  EXPECT_EQ(settings, 6);  // both rounds ran
 }
 
 TEST(ChooseCpuPlanTest, StopsTryingWhenTheBudgetIsSpent) {
