@@ -208,6 +208,13 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
     // tiles; on CPUs the paper's tile keeps a pass's memory small.
     options.service.tile_size = cuda ? 1020 : 572;
   }
+  if (options.service.tile_above_pixels == 0 && !cuda) {
+    // On CPUs a whole pass of a larger image runs fewer pixels a second
+    // than tiles, which also keep one shape warm; measured against tiles of
+    // 572: 640 x 640 whole was faster, 768 x 768 and up tiled were, 3.7x
+    // at 1024 x 1024 (docs/reliability.md).
+    options.service.tile_above_pixels = DefaultMaxInputPixels(640 * 640);
+  }
   if (options.service.tiles_in_flight == 0) {
     // Enough to fill every worker's next batch and the one after.
     options.service.tiles_in_flight =

@@ -66,7 +66,8 @@ ABSL_FLAG(int, tile_size, 0,
           "CPUs, 1020 with a GPU)");
 ABSL_FLAG(int64_t, tile_above_pixels, 0,
           "network input pixels above which an image is tiled (same result, "
-          "the memory of a few tiles); 0: only above --max_input_pixels");
+          "the memory of a few tiles); 0: on CPUs what a 640 x 640 image "
+          "pads to, with a GPU only above --max_input_pixels");
 ABSL_FLAG(int, max_tiled_requests, 8,
           "tiled or augmented requests segmented at once (each holds its "
           "image and mask); more get RESOURCE_EXHAUSTED");

@@ -35,9 +35,7 @@ struct ServiceOptions {
   // Network input pixels above which an image is tiled even when its pass
   // would fit max_input_pixels (models that can be tiled only): the result
   // is the same, and a request's working memory stays that of a few tiles.
-  // 0: only above max_input_pixels. Not the default yet: under overload the
-  // tiles of many requests interleave and all of them finish late
-  // (docs/reliability.md, "Tiling large images by default").
+  // 0: only above max_input_pixels (SegmentationServer sets it on CPUs).
   int64_t tile_above_pixels = 0;
   // Network input side of a tile, rounded up to a valid size (0: set by the
   // server per device).

@@ -10,6 +10,12 @@ namespace {
 
 using segmentation::v1::SegmentRequest;
 
+// The request a job belongs to was admitted at this time.
+absl::Time RequestAdmitted(const SegmentJob& job) {
+  return job.request_admitted == absl::InfinitePast() ? job.admitted
+                                                      : job.request_admitted;
+}
+
 bool Compatible(const SegmentJob& a, const SegmentJob& b) {
   return a.model == b.model && a.image.channels == b.image.channels &&
          a.image.padded_height == b.image.padded_height &&
@@ -79,6 +85,16 @@ bool DynamicBatcher::Fits(const SegmentJob& job) const {
   return count_fits && bytes_fit;
 }
 
+DynamicBatcher::Lane::iterator DynamicBatcher::InsertionPoint(
+    Lane& lane, const SegmentJob& job) {
+  auto it = lane.end();
+  while (it != lane.begin() &&
+         RequestAdmitted(**std::prev(it)) > RequestAdmitted(job)) {
+    --it;
+  }
+  return it;
+}
+
 std::unique_ptr<SegmentJob> DynamicBatcher::Take(Lane& lane,
                                                  Lane::iterator it) {
   std::unique_ptr<SegmentJob> job = std::move(*it);
@@ -129,8 +145,9 @@ absl::Status DynamicBatcher::Enqueue(std::unique_ptr<SegmentJob> job) {
       } else {
         job->admitted = now;
         queued_bytes_ += job->input_bytes();
-        (job->priority == SegmentRequest::URGENT ? urgent_ : routine_)
-            .push_back(std::move(job));
+        Lane& lane =
+            job->priority == SegmentRequest::URGENT ? urgent_ : routine_;
+        lane.insert(InsertionPoint(lane, *job), std::move(job));
       }
     }
   }

@@ -11,6 +11,10 @@
 // with URGENT jobs as one that arrived that much later, so a steady URGENT
 // load cannot starve it.
 //
+// Within a lane, jobs run in the order their requests were admitted: the
+// tiles and frames of one request (queued a few at a time) go ahead of
+// requests admitted after it.
+//
 // A batch holds jobs of one model version and one padded input shape, at
 // most max_batch_size of them and max_batch_pixels input pixels (the first
 // job always goes); the first job of a batch waits at most max_queue_delay
@@ -89,6 +93,10 @@ class DynamicBatcher {
   // none when evicting all of them would not make it fit. Needs the lock.
   void EvictRoutineFor(const SegmentJob& urgent,
                        std::vector<std::unique_ptr<SegmentJob>>& evicted);
+  // Where `job` joins `lane`: behind every job of a request admitted no
+  // later than its own (SegmentJob::request_admitted), which for a whole
+  // request is the end.
+  static Lane::iterator InsertionPoint(Lane& lane, const SegmentJob& job);
   // Removes the job at `it` from `lane` and returns it. Needs the lock.
   std::unique_ptr<SegmentJob> Take(Lane& lane, Lane::iterator it);
   // The lane the next batch starts from: URGENT, unless the oldest ROUTINE

@@ -4,6 +4,8 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/time/clock.h"
+
 namespace unet {
 namespace {
 
@@ -56,13 +58,14 @@ void StartFrameRequest(std::vector<PreparedImage> frames,
   state->request = std::move(request);
   const SegmentJob& parent = *state->request;
   std::vector<std::unique_ptr<SegmentJob>> jobs;
+  const absl::Time admitted = absl::Now();
   for (size_t i = 0; i < frames.size(); ++i) {
     auto job = std::make_unique<SegmentJob>();
     job->model = parent.model;
     job->image = std::move(frames[i]);
     job->mask_encoding = parent.mask_encoding;
     job->priority = parent.priority;
-    job->admitted = parent.admitted;
+    job->request_admitted = admitted;
     job->deadline = parent.deadline;
     job->cancelled = parent.cancelled;
     job->response = &state->frames[i];

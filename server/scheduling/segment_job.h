@@ -35,7 +35,13 @@ struct SegmentJob {
   segmentation::v1::MaskEncoding mask_encoding = segmentation::v1::PNG;
   segmentation::v1::SegmentRequest::Priority priority =
       segmentation::v1::SegmentRequest::ROUTINE;
-  absl::Time admitted;                           // when it entered the queue
+  absl::Time admitted;  // when it entered the queue
+  // Set for the parts of one request (its tiles, its frames): when the
+  // request was admitted. The batcher queues such a part behind the jobs of
+  // requests admitted earlier, so that under load the parts of one request
+  // run together and it finishes, rather than every request's parts taking
+  // turns and all finishing late.
+  absl::Time request_admitted = absl::InfinitePast();
   absl::Time deadline = absl::InfiniteFuture();  // the caller's deadline
   std::function<bool()> cancelled = [] { return false; };  // caller gone?
   // Filled by the executor; owned by the RPC, which outlives the job.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "model/imaging/postprocess.h"
 #include "model/imaging/test_time_views.h"
 #include "segmentation/v1/segmentation.pb.h"
@@ -73,6 +74,7 @@ class TiledRequest : public std::enable_shared_from_this<TiledRequest> {
   const int tiles_in_flight_;
   const bool averaged_;  // over the views (test-time augmentation)
   const int classes_;
+  const absl::Time admitted_ = absl::Now();  // orders its tiles in the queue
   // Views into the response: the tiles write disjoint parts, unlocked.
   cv::Mat mask_;
   float* probabilities_ = nullptr;  // the response's, when asked
@@ -139,6 +141,7 @@ absl::StatusOr<std::unique_ptr<SegmentJob>> TiledRequest::TileJob(
   job->include_probabilities = request_->include_probabilities || averaged_;
   job->priority = request_->priority;
   job->deadline = request_->deadline;
+  job->request_admitted = admitted_;
   auto self = shared_from_this();
   job->cancelled = [self] {
     return self->failed_.load() || self->request_->cancelled();

@@ -462,6 +462,24 @@ TEST_F(SegmentationServerTest, AnImageTooLargeForOnePassIsTiled) {
   EXPECT_GE(response.timing().mean_tile_batch_size(), 1.0);
 }
 
+// On CPUs an image larger than about 640 x 640 is tiled without being asked
+// (faster there than one pass, docs/reliability.md); a smaller one is not.
+TEST_F(SegmentationServerTest, LargerImagesAreTiledOnCpusByDefault) {
+  SegmentResponse response;
+  grpc::Status status = Segment(
+      RawRequest(800, 700, 1, segmentation::v1::PIXEL_TYPE_UINT8, 800 * 700),
+      &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.timing().tiles(), 6);  // 572-pixel tiles: 2 x 3
+  EXPECT_EQ(response.mask().width(), 800u);
+  EXPECT_EQ(response.mask().height(), 700u);
+  status = Segment(
+      RawRequest(640, 640, 1, segmentation::v1::PIXEL_TYPE_UINT8, 640 * 640),
+      &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.timing().tiles(), 0);
+}
+
 // Tiled requests hold their image and mask outside the queue's byte bound:
 // past --max_tiled_requests at once, more are refused at once.
 TEST_F(SegmentationServerTest, TiledRequestsAtOnceAreBounded) {

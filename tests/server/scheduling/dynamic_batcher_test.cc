@@ -104,6 +104,29 @@ TEST_F(DynamicBatcherTest, UrgentOvertakesRoutine) {
   EXPECT_EQ(Ids(batcher.NextBatch()), std::vector<int>{2});
 }
 
+TEST_F(DynamicBatcherTest, PartsOfAnEarlierRequestGoFirst) {
+  // Request A (admitted first) queues its tiles a few at a time; request B
+  // and a whole image C arrive between them. A's later tile still runs
+  // before B's tiles and C, so that A finishes instead of all taking turns.
+  DynamicBatcher batcher(Options(1, absl::ZeroDuration()));
+  const absl::Time b = absl::Now() - absl::Milliseconds(1),
+                   a = b - absl::Milliseconds(1);
+  auto Part = [&](int id, absl::Time request_admitted) {
+    auto job = Job(id);
+    job->request_admitted = request_admitted;
+    return job;
+  };
+  ASSERT_TRUE(batcher.Enqueue(Part(1, a)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Part(2, b)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(3)).ok());  // a whole image, admitted now
+  ASSERT_TRUE(batcher.Enqueue(Part(4, a)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Part(5, b)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Urgent(6)).ok());
+  std::vector<int> order;
+  for (int i = 0; i < 6; ++i) order.push_back(Ids(batcher.NextBatch())[0]);
+  EXPECT_EQ(order, (std::vector<int>{6, 1, 4, 2, 5, 3}));
+}
+
 TEST_F(DynamicBatcherTest, UrgentJobsFillABatchFirst) {
   DynamicBatcher batcher(Options(2, absl::ZeroDuration()));
   ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
