@@ -24,8 +24,9 @@ runtime_packages=(
 )
 if [[ ${UNET_DEBIAN_TORCH:-1} == 1 ]]; then
   # oneDNN's headers: Debian's LibTorch links it as a shared library, and
-  # the CPU pass calls it directly to fuse each ReLU (model/onednn_conv.h)
-  build_packages+=(libtorch-dev libdnnl-dev)
+  # the CPU pass calls it directly to fuse each ReLU (model/onednn_conv.h).
+  # Its CMake package needs OpenCL's headers, which it only recommends.
+  build_packages+=(libtorch-dev libdnnl-dev ocl-icd-opencl-dev)
   runtime_packages+=(libtorch1.13)
 fi
 test_packages=(
