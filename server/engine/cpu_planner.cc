@@ -147,13 +147,13 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
   CpuPlanChoice choice;
   for (int round = 0; round < rounds; ++round) {
     if (round > 0 && absl::Now() - begin >= options.budget) break;
+    // The first round tries candidates while the budget lasts; later rounds
+    // time again those it tried.
+    const size_t tried =
+        round == 0 ? candidates.size() : choice.measured.size();
     std::map<int, double> latency_ms;  // threads -> ms, this round's
-    for (size_t i = 0; i < candidates.size(); ++i) {
-      if (round == 0 && !choice.measured.empty() &&
-          absl::Now() - begin >= options.budget) {
-        break;
-      }
-      if (i >= choice.measured.size() && round > 0) break;
+    for (size_t i = 0; i < tried; ++i) {
+      if (round == 0 && i > 0 && absl::Now() - begin >= options.budget) break;
       absl::StatusOr<PlanMeasurement> measurement =
           MeasureCpuPlan(candidates[i], lone_threads(candidates[i]), pass,
                          set_threads, slice, options.min_passes, latency_ms);

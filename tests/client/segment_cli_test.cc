@@ -251,12 +251,9 @@ TEST_F(SegmentCliTest, ADicomInputGetsADicomSegmentation) {
   const fs::path in = FreshDir("cli_dicom_in");
   const cv::Mat crop =
       cv::imread((images_ / "good_2.png").string(), cv::IMREAD_GRAYSCALE);
-  testing::DicomSpec spec;
-  spec.rows = crop.rows;
-  spec.columns = crop.cols;
-  spec.bits_allocated = 8;
-  spec.values.assign(crop.begin<uint8_t>(), crop.end<uint8_t>());
-  std::ofstream(in / "slice.dcm", std::ios::binary) << testing::MakeDicom(spec);
+  ASSERT_TRUE(crop.isContinuous());
+  std::ofstream(in / "slice.dcm", std::ios::binary) << testing::MakeDicom(
+      testing::EightBitSlice(crop.rows, crop.cols, crop.data));
   fs::copy_file(images_ / "good_3.png", in / "plain.png");
   const fs::path out = FreshDir("cli_dicom_out");
   std::string output;

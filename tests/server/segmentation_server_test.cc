@@ -147,11 +147,8 @@ TEST_F(SegmentationServerTest, SegmentsARealEmImage) {
 TEST_F(SegmentationServerTest, ADicomSliceSegmentsAsThePngOfItsPixels) {
   const cv::Mat slice = cv::imread(kTrainImage, cv::IMREAD_GRAYSCALE);
   const cv::Mat crop = slice(cv::Rect(40, 60, 200, 150)).clone();
-  testing::DicomSpec spec;
-  spec.rows = crop.rows;
-  spec.columns = crop.cols;
-  spec.bits_allocated = 8;
-  spec.values.assign(crop.begin<uint8_t>(), crop.end<uint8_t>());
+  testing::DicomSpec spec =
+      testing::EightBitSlice(crop.rows, crop.cols, crop.data);
   std::vector<uchar> png;
   cv::imencode(".png", crop, png);
   for (auto encoding :
@@ -221,16 +218,12 @@ TEST_F(SegmentationServerTest, ADicomSliceSegmentsAsThePngOfItsPixels) {
 TEST_F(SegmentationServerTest, AnswersADicomImageWithAValidSegmentation) {
   const cv::Mat slice = cv::imread(kTrainImage, cv::IMREAD_GRAYSCALE);
   const cv::Mat crop = slice(cv::Rect(100, 50, 120, 96)).clone();
-  testing::DicomSpec spec;
-  spec.rows = crop.rows;
-  spec.columns = crop.cols;
-  spec.bits_allocated = 8;
+  testing::DicomSpec spec =
+      testing::EightBitSlice(crop.rows, crop.cols, crop.data);
   spec.geometry = true;
-  for (int f = 0; f < 2; ++f) {
-    const cv::Mat frame = f == 0 ? crop : cv::Mat(255 - crop);
-    spec.values.insert(spec.values.end(), frame.begin<uint8_t>(),
-                       frame.end<uint8_t>());
-  }
+  const cv::Mat inverted = 255 - crop;  // the second frame
+  spec.values.insert(spec.values.end(), inverted.begin<uint8_t>(),
+                     inverted.end<uint8_t>());
   for (int frames : {1, 2, 3}) {
     // The third: one frame of a source without patient geometry.
     spec.geometry = frames < 3;

@@ -63,6 +63,15 @@ std::string ReadFileBytes(const std::string& path) {
   return bytes.str();
 }
 
+DicomSpec EightBitSlice(int rows, int columns, const uint8_t* pixels) {
+  DicomSpec spec;
+  spec.rows = rows;
+  spec.columns = columns;
+  spec.bits_allocated = 8;
+  spec.values.assign(pixels, pixels + size_t(rows) * size_t(columns));
+  return spec;
+}
+
 std::string MakeDicom(const DicomSpec& spec) {
   RegisterEncoders();
   DcmFileFormat file;

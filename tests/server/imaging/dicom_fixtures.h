@@ -35,6 +35,9 @@ struct DicomSpec {
   std::vector<int32_t> values;
 };
 
+// A one-frame 8-bit spec of `rows` x `columns` stored values, row by row.
+DicomSpec EightBitSlice(int rows, int columns, const uint8_t* pixels);
+
 // Returns the contents of `path` (empty when unreadable).
 std::string ReadFileBytes(const std::string& path);
 
