@@ -2,6 +2,9 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcstack.h>
 #include <dcmtk/dcmdata/dcuid.h>
@@ -20,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "server/imaging/dicom_source.h"
 #include "server/imaging/dicom_structure.h"
 
@@ -243,6 +247,96 @@ absl::Status ParseWithinTheBytes(absl::string_view bytes,
   return status;
 }
 
+// Checks the header of one JPEG frame (ITU T.81 B.2) up to its first scan:
+// exactly one frame header, of the image's size and components, before the
+// scan. DCMTK's IJG decoder runs for minutes on a scan with no frame header
+// (found by the dicom_decoder fuzzer), so nothing else reaches it.
+absl::Status CheckJpegFrameHeader(const Uint8* bytes, size_t size,
+                                  const PixelLayout& layout, int samples) {
+  const auto refuse = [](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a JPEG frame of the DICOM pixel data ", why));
+  };
+  size_t at = 2;  // past SOI
+  bool frame_header = false;
+  while (true) {
+    if (at + 2 > size || bytes[at] != 0xFF) {
+      return refuse("ends or breaks before its scan");
+    }
+    const Uint8 marker = bytes[at + 1];
+    at += 2;
+    if (marker == 0xFF) {  // fill byte
+      --at;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;
+    if (at + 2 > size) return refuse("ends inside a marker");
+    const size_t length = size_t{bytes[at]} << 8 | bytes[at + 1];
+    if (length < 2 || at + length > size) {
+      return refuse("has a marker longer than the frame");
+    }
+    const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF &&
+                                marker != 0xC4 && marker != 0xC8 &&
+                                marker != 0xCC;
+    if (marker == 0xDA) {
+      return frame_header ? absl::OkStatus()
+                          : refuse("has a scan before its frame header");
+    }
+    if (start_of_frame) {
+      if (frame_header) return refuse("has two frame headers");
+      if (length < 8) return refuse("has a short frame header");
+      const int height = bytes[at + 3] << 8 | bytes[at + 4];
+      const int width = bytes[at + 5] << 8 | bytes[at + 6];
+      const int components = bytes[at + 7];
+      if (height != layout.rows || width != layout.columns ||
+          components != samples) {
+        return refuse(absl::StrFormat(
+            "is %dx%d with %d components; the header says %dx%d with %d", width,
+            height, components, layout.columns, layout.rows, samples));
+      }
+      frame_header = true;
+    }
+    at += length;
+  }
+}
+
+// Checks every JPEG frame header of `data`'s encapsulated pixel data (the
+// fragments that begin a frame, with SOI) before DCMTK decodes any.
+absl::Status CheckJpegFrames(DcmDataset& data, const PixelLayout& layout) {
+  Uint16 samples = 1;
+  data.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  DcmElement* element = nullptr;
+  if (data.findAndGetElement(DCM_PixelData, element).bad() ||
+      element == nullptr) {
+    return absl::InvalidArgumentError("the DICOM file has no pixel data");
+  }
+  DcmPixelSequence* sequence = nullptr;
+  if (static_cast<DcmPixelData*>(element)
+          ->getEncapsulatedRepresentation(data.getOriginalXfer(), nullptr,
+                                          sequence)
+          .bad() ||
+      sequence == nullptr) {
+    return absl::InvalidArgumentError(
+        "the DICOM pixel data is not encapsulated as its transfer syntax says");
+  }
+  // Item 0 is the basic offset table.
+  for (unsigned long i = 1; i < sequence->card(); ++i) {
+    DcmPixelItem* item = nullptr;
+    Uint8* bytes = nullptr;
+    if (sequence->getItem(item, i).bad() || item == nullptr) continue;
+    if (item->getUint8Array(bytes).bad() || bytes == nullptr) continue;
+    const size_t size = item->getLength();
+    if (size < 2 || bytes[0] != 0xFF || bytes[1] != 0xD8) continue;
+    RETURN_IF_ERROR(CheckJpegFrameHeader(bytes, size, layout, samples));
+  }
+  return absl::OkStatus();
+}
+
+bool IsIjgJpeg(E_TransferSyntax syntax) {
+  return syntax == EXS_JPEGProcess1 || syntax == EXS_JPEGProcess2_4 ||
+         syntax == EXS_JPEGProcess14 || syntax == EXS_JPEGProcess14SV1;
+}
+
 absl::StatusOr<DicomImage> DecodeOrThrow(absl::string_view bytes,
                                          const DecodeLimits& limits,
                                          const DicomInput& mapping) {
@@ -261,6 +355,9 @@ absl::StatusOr<DicomImage> DecodeOrThrow(absl::string_view bytes,
   }
   absl::StatusOr<PixelLayout> layout = ReadLayout(*data, limits);
   if (!layout.ok()) return layout.status();
+  if (IsIjgJpeg(data->getOriginalXfer())) {
+    RETURN_IF_ERROR(CheckJpegFrames(*data, *layout));
+  }
   // Only now, with the sizes known to be within the limits, decompress.
   if (data->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
       !data->canWriteXfer(EXS_LittleEndianExplicit)) {

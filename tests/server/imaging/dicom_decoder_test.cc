@@ -243,6 +243,36 @@ TEST(DicomDecoderTest, RefusesDeclaredLengthsBeyondTheFile) {
   }
 }
 
+// DCMTK's JPEG decoder ran for minutes on a scan without a frame header
+// (a fuzzer find): every JPEG frame's header is checked first.
+TEST(DicomDecoderTest, RefusesJpegFramesWithoutAMatchingFrameHeader) {
+  DicomSpec spec = CtSlice();
+  spec.encoding = DicomEncoding::kJpegLossless;
+  const std::string good = MakeDicom(spec);
+  ASSERT_TRUE(DecodeDicom(good, {}, DicomInput()).ok());
+  const size_t sof = good.find("\xff\xc3");  // lossless frame header
+  ASSERT_NE(sof, std::string::npos);
+
+  std::string no_frame_header = good;
+  no_frame_header[sof + 1] = '\x01';
+  absl::Status status = DecodeDicom(no_frame_header, {}, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("a JPEG frame of the DICOM"));
+
+  std::string taller = good;
+  taller[sof + 6] = static_cast<char>(taller[sof + 6] + 1);  // height, low
+  status = DecodeDicom(taller, {}, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+
+  const std::string found =
+      testing::ReadFileBytes(UNET_SOURCE_DIR
+                             "/tests/fuzz/corpus/dicom_decoder/"
+                             "regression_timeout_jpeg_scan_without_frame.dcm");
+  ASSERT_FALSE(found.empty());
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(DecodeDicom(found, {}, DicomInput()).status()));
+}
+
 TEST(DicomDecoderTest, NoHeaderValueReachesAStatusMessage) {
   DicomSpec colour;
   colour.bits_allocated = 8;
