@@ -1,6 +1,53 @@
 #include "server/engine/inference_engine.h"
 
+#include <cmath>
+
 namespace unet {
+namespace {
+
+// Whether `value` outranks `best` as argmax ranks them.
+inline bool Outranks(float value, float best) {
+  // Bitwise, not short-circuit: no branch.
+  return (value > best) | (std::isnan(value) & !std::isnan(best));
+}
+
+}  // namespace
+
+LabelTensor ArgMaxOverClasses(const float* logits,
+                              const std::array<int64_t, 4>& shape,
+                              const std::array<int64_t, 4>& strides) {
+  const auto [images, classes, height, width] = shape;
+  const auto [image_step, class_step, row_step, column_step] = strides;
+  LabelTensor labels{{images, height, width}, {}};
+  labels.values.resize(images * height * width);
+  uint8_t* label = labels.values.data();
+  // One pass in the logits' own layout, with no branch on the values:
+  // neighbouring pixels change class too often for a branch predictor (a
+  // branch per pixel took 1.7 ms per 516 x 516 output of two classes).
+  for (int64_t n = 0; n < images; ++n) {
+    for (int64_t y = 0; y < height; ++y) {
+      const float* pixel = logits + n * image_step + y * row_step;
+      if (classes == 2) {  // binary segmentation, the common case
+        for (int64_t x = 0; x < width; ++x, pixel += column_step) {
+          *label++ = Outranks(pixel[class_step], pixel[0]);
+        }
+        continue;
+      }
+      for (int64_t x = 0; x < width; ++x, pixel += column_step) {
+        float best = pixel[0];
+        int index = 0;
+        for (int64_t c = 1; c < classes; ++c) {
+          const float value = pixel[c * class_step];
+          const int outranks = Outranks(value, best);
+          best = outranks ? value : best;
+          index += (static_cast<int>(c) - index) * outranks;
+        }
+        *label++ = static_cast<uint8_t>(index);
+      }
+    }
+  }
+  return labels;
+}
 
 absl::StatusOr<LabelTensor> InferenceEngine::ForwardLabels(
     const FloatTensor& batch) {
@@ -10,24 +57,10 @@ absl::StatusOr<LabelTensor> InferenceEngine::ForwardLabels(
   if (dims.size() != 4 || dims[1] < 1 || dims[1] > 256) {
     return absl::InternalError("model returned logits of an unusable shape");
   }
-  const int64_t images = dims[0], classes = dims[1];
   const int64_t plane = dims[2] * dims[3];
-  LabelTensor labels{{images, dims[2], dims[3]}, {}};
-  labels.values.resize(images * plane);
-  for (int64_t i = 0; i < images; ++i) {
-    const float* image_logits = logits->values.data() + i * classes * plane;
-    uint8_t* image_labels = labels.values.data() + i * plane;
-    for (int64_t at = 0; at < plane; ++at) {
-      int best = 0;
-      for (int c = 1; c < classes; ++c) {
-        if (image_logits[c * plane + at] > image_logits[best * plane + at]) {
-          best = c;
-        }
-      }
-      image_labels[at] = static_cast<uint8_t>(best);
-    }
-  }
-  return labels;
+  return ArgMaxOverClasses(logits->values.data(),
+                           {dims[0], dims[1], dims[2], dims[3]},
+                           {dims[1] * plane, plane, dims[3], 1});
 }
 
 }  // namespace unet

@@ -4,6 +4,7 @@
 // The seam between the server and LibTorch: plain types only, so that the
 // request path compiles without torch headers and tests can use a fake.
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -27,6 +28,15 @@ struct LabelTensor {
   std::vector<int64_t> shape;
   std::vector<uint8_t> values;
 };
+
+// The most probable class of each pixel of (N, classes, H, W) logits laid
+// out with `strides` (in elements; channels-last has class stride 1), as
+// uint8 (N, H, W). Ranks as LibTorch's argmax(1) does on every device: ties
+// go to the lower class, and NaN outranks every number (the first NaN wins).
+// At most 256 classes.
+LabelTensor ArgMaxOverClasses(const float* logits,
+                              const std::array<int64_t, 4>& shape,
+                              const std::array<int64_t, 4>& strides);
 
 // One loaded model version on one device. Forward may be called from one
 // thread at a time.

@@ -66,24 +66,6 @@ void UseProcessThreads() {
   (void)threads_set;
 }
 
-// The most probable class of each pixel of NCHW logits, as uint8 (N, H, W).
-// On CPUs argmax(1) is a reduction LibTorch runs pixel by pixel (8 % of a
-// pass of the shipped model); a running comparison over the few classes is
-// vectorised. Ties keep the lower class, as argmax does.
-torch::Tensor ArgMaxOverClasses(const torch::Tensor& logits) {
-  if (!logits.is_cpu() || logits.size(1) > 16) {
-    return logits.argmax(1).to(torch::kUInt8);
-  }
-  torch::Tensor best = logits.select(1, 0);
-  torch::Tensor index = torch::zeros_like(best, torch::kUInt8);
-  for (int64_t c = 1; c < logits.size(1); ++c) {
-    const torch::Tensor candidate = logits.select(1, c);
-    index.masked_fill_(candidate > best, c);
-    best = torch::maximum(best, candidate);
-  }
-  return index;
-}
-
 class TorchEngine final : public InferenceEngine {
  public:
   TorchEngine(torch::Device device, torch::ScalarType dtype, bool channels_last,
@@ -120,9 +102,19 @@ class TorchEngine final : public InferenceEngine {
             return absl::InternalError(
                 "model returned logits of an unusable shape");
           }
+          if (logits.is_cpu()) {
+            // In the logits' own layout: for the shipped model's 516 x 516
+            // channels-last output LibTorch's argmax(1) took 2.4 ms, a
+            // masked_fill per class 1.7 ms, this 0.24 ms.
+            const torch::Tensor scores = logits.to(torch::kFloat32);
+            const auto size = scores.sizes(), stride = scores.strides();
+            return ArgMaxOverClasses(
+                scores.data_ptr<float>(), {size[0], size[1], size[2], size[3]},
+                {stride[0], stride[1], stride[2], stride[3]});
+          }
           // The arg max on the device: one byte a pixel crosses the bus.
           const torch::Tensor host =
-              ArgMaxOverClasses(logits).to(torch::kCPU).contiguous();
+              logits.argmax(1).to(torch::kUInt8).to(torch::kCPU).contiguous();
           LabelTensor result{host.sizes().vec(), {}};
           result.values.assign(host.data_ptr<uint8_t>(),
                                host.data_ptr<uint8_t>() + host.numel());

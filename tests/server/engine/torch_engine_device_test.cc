@@ -88,17 +88,20 @@ double Agreement(const LabelTensor& a, const LabelTensor& b) {
 
 TEST(TorchEngineDeviceTest, LabelsFromTheDeviceAreTheArgMaxOfItsLogits) {
   std::cout << "device: " << TestDevice() << "\n";
-  const auto engine = Load("fp32", false);
-  ASSERT_NE(engine, nullptr);
-  EXPECT_EQ(engine->device(), TestDevice());
   const FloatTensor batch = TestImages(ShippedConfig());
-  const auto labels = engine->ForwardLabels(batch);
-  ASSERT_TRUE(labels.ok()) << labels.status();
-  // The base class's host arg max over the float logits.
-  const auto expected = engine->InferenceEngine::ForwardLabels(batch);
-  ASSERT_TRUE(expected.ok()) << expected.status();
-  EXPECT_EQ(labels->shape, expected->shape);
-  EXPECT_EQ(Agreement(*labels, *expected), 1.0);
+  // Channels-last logits reach a CPU's arg max in that layout.
+  for (bool channels_last : {false, true}) {
+    const auto engine = Load("fp32", channels_last);
+    ASSERT_NE(engine, nullptr);
+    EXPECT_EQ(engine->device(), TestDevice());
+    const auto labels = engine->ForwardLabels(batch);
+    ASSERT_TRUE(labels.ok()) << labels.status();
+    // The base class's host arg max over the dense float logits.
+    const auto expected = engine->InferenceEngine::ForwardLabels(batch);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    EXPECT_EQ(labels->shape, expected->shape);
+    EXPECT_EQ(Agreement(*labels, *expected), 1.0) << channels_last;
+  }
 }
 
 // fp16 and bf16 weights and math, and channels-last, against fp32: the
