@@ -1,17 +1,21 @@
 // Feeds arbitrary bytes to the server's decoder as Image.encoded: the
-// signature sniffing, then OpenCV's PNG, TIFF, JPEG and BMP readers under
-// the limits the server runs with.
+// signature sniffing, the grayscale PNG fast path (checked against OpenCV),
+// then OpenCV's PNG, TIFF, JPEG and BMP readers under the limits the server
+// runs with.
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <opencv2/imgcodecs.hpp>
+#include <optional>
 #include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "segmentation/v1/segmentation.pb.h"
+#include "server/imaging/gray_png_decoder.h"
 #include "server/imaging/image_decoder.h"
 #include "server/imaging/opencv_limits.h"
 #include "tests/fuzz/decode_contract.h"
@@ -66,11 +70,32 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   return 0;
 }
 
+namespace {
+
+// Whatever the grayscale PNG fast path decodes, OpenCV must decode to the
+// same pixels: the path may only decline, never disagree.
+void CheckGrayPngAgreesWithOpenCv(const std::string& bytes) {
+  const std::optional<cv::Mat> fast = unet::DecodeGrayPng(bytes, kLimits);
+  if (!fast) return;
+  const cv::Mat reference =
+      cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8U,
+                           const_cast<char*>(bytes.data())),
+                   cv::IMREAD_UNCHANGED);
+  if (reference.type() != fast->type() || reference.size() != fast->size() ||
+      cv::norm(reference, *fast, cv::NORM_INF) != 0) {
+    std::fprintf(stderr, "the grayscale PNG path disagrees with OpenCV\n");
+    std::abort();
+  }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   segmentation::v1::Image image;
   image.set_encoded(std::string(reinterpret_cast<const char*>(data), size));
   const absl::StatusOr<cv::Mat> decoded = unet::DecodeImage(image, kLimits);
   unet_fuzz::CheckDecodeContract(decoded, kLimits);
   CountOutcome(image.encoded(), decoded);
+  CheckGrayPngAgreesWithOpenCv(image.encoded());
   return 0;
 }

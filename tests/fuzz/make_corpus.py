@@ -81,6 +81,47 @@ def jpeg_with_size(jpeg, width, height):
             jpeg[sof + 9:])
 
 
+def paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+
+def gray_png_every_filter(image, idat_parts=3):
+    """A grayscale PNG written by hand: row y filtered with filter y % 5, the
+    data split over several IDAT chunks, with text and pHYs chunks: what the
+    server's fast PNG path decodes (and must agree with OpenCV on)."""
+    depth = 8 if image.dtype == np.uint8 else 16
+    rows = image.astype(">u2").tobytes() if depth == 16 else image.tobytes()
+    stride, bpp = image.shape[1] * depth // 8, depth // 8
+    filtered, above = bytearray(), bytes(stride)
+    for y in range(image.shape[0]):
+        row, f = rows[y * stride:(y + 1) * stride], y % 5
+        filtered.append(f)
+        for i in range(stride):
+            a = row[i - bpp] if i >= bpp else 0
+            c = above[i - bpp] if i >= bpp else 0
+            pred = (0, a, above[i], (a + above[i]) // 2,
+                    paeth(a, above[i], c))[f]
+            filtered.append((row[i] - pred) & 0xFF)
+        above = row
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data)))
+
+    stream = zlib.compress(bytes(filtered), 9)
+    part = len(stream) // idat_parts + 1
+    header = struct.pack(">IIBBBBB", image.shape[1], image.shape[0], depth,
+                         0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+            chunk(b"pHYs", struct.pack(">IIB", 2835, 2835, 1)) +
+            chunk(b"tEXt", b"Software\0make_corpus.py") +
+            b"".join(chunk(b"IDAT", stream[i:i + part])
+                     for i in range(0, len(stream), part)) +
+            chunk(b"IEND", b""))
+
+
 def encoded_corpus():
     t = "image_decoder_encoded"
     gray8 = rng.integers(0, 256, (6, 5), dtype=np.uint8)
@@ -92,6 +133,12 @@ def encoded_corpus():
 
     write(t, "png_gray8.png", encode(".png", gray8))
     write(t, "png_gray16.png", encode(".png", gray16))
+    # Not from rng, so that the files before these stay as they were.
+    ramp = (np.arange(12 * 11).reshape(12, 11) * 37 % 251)
+    write(t, "png_gray8_every_filter.png",
+          gray_png_every_filter(ramp.astype(np.uint8)))
+    write(t, "png_gray16_every_filter.png",
+          gray_png_every_filter((ramp * 257 + 3).astype(np.uint16)))
     write(t, "png_rgb8.png", encode(".png", rgb8))
     write(t, "png_rgb16.png", encode(".png", rgb16))
     write(t, "png_rgba8.png", encode(".png", rgba8))
