@@ -74,7 +74,8 @@ grep -oE 'event=(cpu_plan|planning_failed).*' "$work/server.log" || true
   >/dev/null
 "$bin/segment_benchmark" --server="127.0.0.1:$port" \
   --label="segmentation_server" --seconds="$seconds" \
-  --concurrency="$concurrency" --image="$image" 2>/dev/null
+  --concurrency="$concurrency" --image="$image" \
+  --raw_version_dir="$version_dir" 2>/dev/null
 kill "${pids[-1]}"
 wait "${pids[-1]}" 2>/dev/null || true
 echo

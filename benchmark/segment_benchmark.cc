@@ -7,8 +7,11 @@
 // and prints Markdown tables. On CPUs the limit is the best of the
 // planner's candidate plans run raw: that many engines side by side, each
 // running the module alone; on a GPU, the served engine at each batch size.
+// On CPUs each level is also held against the best plan re-timed raw just
+// before and after it, since a shared machine's speed drifts over minutes.
 // With --server it only drives a server that is already running (another
-// build, or benchmark/python_baseline_server.py).
+// build, or benchmark/python_baseline_server.py); --raw_version_dir then
+// times that version's limit in this process, as above.
 //
 //   build/bin/segment_benchmark --concurrency=1,4,16,64 --seconds=20
 
@@ -23,6 +26,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -69,6 +73,10 @@ ABSL_FLAG(double, plan_seconds, 12, "as the server's --plan_seconds");
 ABSL_FLAG(std::string, server, "",
           "HOST:PORT of a running server to load instead (no raw limit)");
 ABSL_FLAG(std::string, label, "", "names the server in the output");
+ABSL_FLAG(std::string, raw_version_dir, "",
+          "with --server, on CPUs: time this model version raw in-process "
+          "over the planner's candidate plans, as without --server, and hold "
+          "the server against that limit");
 ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
 ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");
 ABSL_FLAG(double, seconds, 20, "measured seconds per concurrency level");
@@ -214,6 +222,10 @@ LevelResult RunLevel(const Target& target, const SegmentRequest& request,
 struct Limit {
   double images_per_second = 0;
   std::map<int, double> by_batch;
+  // CPUs: times the best plan raw once more, for as long as given. The
+  // machine's speed drifts over minutes (a shared VM), so each level is
+  // also held against the limit measured right before and after it.
+  std::function<absl::StatusOr<double>(absl::Duration)> retime;
 };
 
 // GPU (or fixed plans): the served engine alone at each batch size up to
@@ -318,18 +330,22 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
                                    const PreparedImage& prepared,
                                    double seconds) {
   const std::vector<CpuPlan> plans = CpuPlanCandidates(UsableCpus(), 2);
-  std::vector<std::unique_ptr<InferenceEngine>> engines;
+  // Shared with Limit::retime, which outlives this call.
+  auto engines =
+      std::make_shared<std::vector<std::unique_ptr<InferenceEngine>>>();
   for (const CpuPlan& plan : plans) {
-    while (static_cast<int>(engines.size()) < plan.instances) {
+    while (static_cast<int>(engines->size()) < plan.instances) {
       ASSIGN_OR_RETURN(auto engine,
                        LoadTorchEngine(version_dir, config, engine_options));
-      engines.push_back(std::move(engine));
+      engines->push_back(std::move(engine));
     }
   }
-  const PassFn raw_pass = [&](int instance, int batch) {
-    return RunRawForward(*engines[instance],
-                         {batch, prepared.channels, prepared.padded_height,
-                          prepared.padded_width});
+  const std::vector<int64_t> input_shape = {
+      prepared.channels, prepared.padded_height, prepared.padded_width};
+  const PassFn raw_pass = [engines, input_shape](int instance, int batch) {
+    return RunRawForward(
+        *(*engines)[instance],
+        {batch, input_shape[0], input_shape[1], input_shape[2]});
   };
   std::cout << "| raw plan (instances x threads, batch) | raw images/s "
                "| raw batch-1 ms, one instance at these threads |\n"
@@ -337,6 +353,7 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
   Limit limit;
   std::map<int, double> latency_ms;  // threads -> ms
   std::string best_plan;
+  CpuPlan best;
   for (const CpuPlan& plan : plans) {
     ASSIGN_OR_RETURN(const PlanMeasurement measured,
                      MeasureCpuPlan(plan, plan.threads, raw_pass, SetCpuThreads,
@@ -350,14 +367,19 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
     if (rate > limit.images_per_second) {
       limit.images_per_second = rate;
       best_plan = name;
+      best = plan;
     }
     std::cout << absl::StrFormat("| %s | %.2f | %.1f |", name, rate,
                                  measured.latency_ms)
               << std::endl;
   }
   if (HasFusedConvolveRelu()) {
-    RETURN_IF_ERROR(CompareFusedRelu(*engines.front(), prepared));
+    RETURN_IF_ERROR(CompareFusedRelu(*engines->front(), prepared));
   }
+  limit.retime = [best, raw_pass](absl::Duration slice) {
+    return TimeCpuPlan(best, raw_pass, SetCpuThreads, slice,
+                       /*min_passes=*/3);
+  };
   const auto fastest = std::min_element(
       latency_ms.begin(), latency_ms.end(),
       [](const auto& a, const auto& b) { return a.second < b.second; });
@@ -376,10 +398,12 @@ absl::Status RunLevels(const Target& target, const std::string& image,
   if (limit != nullptr) {
     // "vs same batch" compares with the raw pass at the measured batch size
     // nearest the server's mean batch: the cost of serving that batch.
-    std::cout << "| concurrency | images/s | vs limit | vs same batch "
-                 "| p50 ms | p95 ms | p99 ms | mean batch | completed "
-                 "| failed |\n"
-                 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    // "vs raw around it": against the best plan re-timed raw for a quarter
+    // of --seconds just before and just after the level (CPUs).
+    std::cout << "| concurrency | images/s | vs limit | vs raw around it "
+                 "(raw before/after) | vs same batch | p50 ms | p95 ms "
+                 "| p99 ms | mean batch | completed | failed |\n"
+                 "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
   } else {
     std::cout << "| concurrency | images/s | p50 ms | p95 ms | p99 ms "
                  "| completed | failed |\n"
@@ -391,8 +415,15 @@ absl::Status RunLevels(const Target& target, const std::string& image,
     if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
       return absl::InvalidArgumentError("bad --concurrency");
     }
+    double raw_before = 0, raw_after = 0;
+    if (limit != nullptr && limit->retime) {
+      ASSIGN_OR_RETURN(raw_before, limit->retime(absl::Seconds(seconds / 4)));
+    }
     const LevelResult r =
         RunLevel(target, ImageRequest(image), concurrency, seconds);
+    if (limit != nullptr && limit->retime) {
+      ASSIGN_OR_RETURN(raw_after, limit->retime(absl::Seconds(seconds / 4)));
+    }
     const double throughput = r.completed / r.seconds;
     if (limit == nullptr) {
       std::cout << absl::StrFormat(
@@ -408,11 +439,17 @@ absl::Status RunLevels(const Target& target, const std::string& image,
                            return std::abs(a.first - r.mean_batch) <
                                   std::abs(b.first - r.mean_batch);
                          });
+    const std::string around =
+        raw_before > 0 && raw_after > 0
+            ? absl::StrFormat("%.2f (%.2f/%.2f)",
+                              2 * throughput / (raw_before + raw_after),
+                              raw_before, raw_after)
+            : "-";
     std::cout << absl::StrFormat(
-                     "| %d | %.2f | %.2f | %.2f (batch %d) | %.2f | %.2f | "
-                     "%.2f | %.2f | %d | %d |",
+                     "| %d | %.2f | %.2f | %s | %.2f (batch %d) | %.2f | %.2f "
+                     "| %.2f | %.2f | %d | %d |",
                      r.concurrency, throughput,
-                     throughput / limit->images_per_second,
+                     throughput / limit->images_per_second, around,
                      throughput / same_batch->second, same_batch->first,
                      r.p50_ms, r.p95_ms, r.p99_ms, r.mean_batch, r.completed,
                      r.failed)
@@ -478,6 +515,29 @@ absl::Status RunTiledCase(
   return absl::OkStatus();
 }
 
+// The CPU limit of the model version in `dir` on `image`, for a server
+// that runs elsewhere: its candidate plans timed raw in this process.
+absl::StatusOr<Limit> TimeVersionRaw(const std::filesystem::path& dir,
+                                     const std::string& image,
+                                     bool channels_last_given) {
+  ASSIGN_OR_RETURN(const ModelConfig config,
+                   ReadModelConfig(dir / kConfigFile));
+  segmentation::v1::Image encoded;
+  encoded.set_encoded(image);
+  ASSIGN_OR_RETURN(const cv::Mat pixels,
+                   DecodeImage(encoded, DecodeLimits{int64_t{1} << 30, 65536}));
+  ASSIGN_OR_RETURN(const PreparedImage prepared, Preprocess(pixels, config));
+  EngineOptions engine_options;
+  engine_options.precision = absl::GetFlag(FLAGS_precision);
+  // As the server runs on CPUs alone unless told otherwise.
+  engine_options.channels_last =
+      channels_last_given ? absl::GetFlag(FLAGS_channels_last) : true;
+  std::cout << absl::StrFormat("raw limit of %s, input %dx%d\n\n", dir.string(),
+                               prepared.padded_width, prepared.padded_height);
+  return TimeCpuPlans(dir, config, engine_options, prepared,
+                      absl::GetFlag(FLAGS_seconds));
+}
+
 absl::Status Run(bool channels_last_given) {
   std::ifstream file(absl::GetFlag(FLAGS_image), std::ios::binary);
   std::stringstream bytes;
@@ -488,8 +548,14 @@ absl::Status Run(bool channels_last_given) {
         absl::GetFlag(FLAGS_server), absl::GetFlag(FLAGS_image));
     ASSIGN_OR_RETURN(ConnectionOptions connection,
                      ConnectionOptionsFromFlags());
+    std::optional<Limit> limit;
+    if (!absl::GetFlag(FLAGS_raw_version_dir).empty()) {
+      ASSIGN_OR_RETURN(limit,
+                       TimeVersionRaw(absl::GetFlag(FLAGS_raw_version_dir),
+                                      bytes.str(), channels_last_given));
+    }
     return RunLevels({absl::GetFlag(FLAGS_server), std::move(connection)},
-                     bytes.str(), nullptr);
+                     bytes.str(), limit ? &*limit : nullptr);
   }
 
   ServerOptions options;
