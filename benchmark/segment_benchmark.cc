@@ -222,10 +222,12 @@ LevelResult RunLevel(const Target& target, const SegmentRequest& request,
 struct Limit {
   double images_per_second = 0;
   std::map<int, double> by_batch;
-  // CPUs: times the best plan raw once more, for as long as given. The
+  // CPUs: the best plan's raw images/s, and the raw batch-1 latency (ms) at
+  // the fastest thread count, timed once more for as long as given. The
   // machine's speed drifts over minutes (a shared VM), so each level is
-  // also held against the limit measured right before and after it.
-  std::function<absl::StatusOr<double>(absl::Duration)> retime;
+  // also held against both measured right before and after it.
+  std::function<absl::StatusOr<std::pair<double, double>>(absl::Duration)>
+      retime;
 };
 
 // GPU (or fixed plans): the served engine alone at each batch size up to
@@ -376,13 +378,21 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
   if (HasFusedConvolveRelu()) {
     RETURN_IF_ERROR(CompareFusedRelu(*engines->front(), prepared));
   }
-  limit.retime = [best, raw_pass](absl::Duration slice) {
-    return TimeCpuPlan(best, raw_pass, SetCpuThreads, slice,
-                       /*min_passes=*/3);
-  };
   const auto fastest = std::min_element(
       latency_ms.begin(), latency_ms.end(),
       [](const auto& a, const auto& b) { return a.second < b.second; });
+  const CpuPlan lone{1, fastest->first, 1};
+  limit.retime =
+      [best, lone, raw_pass](
+          absl::Duration slice) -> absl::StatusOr<std::pair<double, double>> {
+    ASSIGN_OR_RETURN(const double rate,
+                     TimeCpuPlan(best, raw_pass, SetCpuThreads, slice / 2,
+                                 /*min_passes=*/3));
+    ASSIGN_OR_RETURN(const double alone,
+                     TimeCpuPlan(lone, raw_pass, SetCpuThreads, slice / 2,
+                                 /*min_passes=*/3));
+    return std::make_pair(rate, 1000.0 / alone);
+  };
   std::cout << absl::StrFormat(
       "\nlimit: raw plan %s, %.2f images/s; best raw batch-1 latency %.1f ms "
       "(%d threads)\n\n",
@@ -398,12 +408,15 @@ absl::Status RunLevels(const Target& target, const std::string& image,
   if (limit != nullptr) {
     // "vs same batch" compares with the raw pass at the measured batch size
     // nearest the server's mean batch: the cost of serving that batch.
-    // "vs raw around it": against the best plan re-timed raw for a quarter
-    // of --seconds just before and just after the level (CPUs).
+    // "around it" (CPUs): the best plan's throughput and the raw batch-1
+    // latency, re-timed raw for a quarter of --seconds just before and just
+    // after the level; images/s over their mean, and p50 over theirs.
     std::cout << "| concurrency | images/s | vs limit | vs raw around it "
-                 "(raw before/after) | vs same batch | p50 ms | p95 ms "
-                 "| p99 ms | mean batch | completed | failed |\n"
-                 "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
+                 "(raw before/after) | vs same batch | p50 ms | p50 vs raw "
+                 "batch-1 around it (ms before/after) | p95 ms | p99 ms "
+                 "| mean batch | completed | failed |\n"
+                 "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"
+                 "---:|\n";
   } else {
     std::cout << "| concurrency | images/s | p50 ms | p95 ms | p99 ms "
                  "| completed | failed |\n"
@@ -415,14 +428,16 @@ absl::Status RunLevels(const Target& target, const std::string& image,
     if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
       return absl::InvalidArgumentError("bad --concurrency");
     }
-    double raw_before = 0, raw_after = 0;
-    if (limit != nullptr && limit->retime) {
-      ASSIGN_OR_RETURN(raw_before, limit->retime(absl::Seconds(seconds / 4)));
+    // (images/s of the best plan, batch-1 ms), raw, before and after.
+    std::pair<double, double> before, after;
+    const bool around = limit != nullptr && limit->retime;
+    if (around) {
+      ASSIGN_OR_RETURN(before, limit->retime(absl::Seconds(seconds / 4)));
     }
     const LevelResult r =
         RunLevel(target, ImageRequest(image), concurrency, seconds);
-    if (limit != nullptr && limit->retime) {
-      ASSIGN_OR_RETURN(raw_after, limit->retime(absl::Seconds(seconds / 4)));
+    if (around) {
+      ASSIGN_OR_RETURN(after, limit->retime(absl::Seconds(seconds / 4)));
     }
     const double throughput = r.completed / r.seconds;
     if (limit == nullptr) {
@@ -439,20 +454,23 @@ absl::Status RunLevels(const Target& target, const std::string& image,
                            return std::abs(a.first - r.mean_batch) <
                                   std::abs(b.first - r.mean_batch);
                          });
-    const std::string around =
-        raw_before > 0 && raw_after > 0
-            ? absl::StrFormat("%.2f (%.2f/%.2f)",
-                              2 * throughput / (raw_before + raw_after),
-                              raw_before, raw_after)
-            : "-";
+    std::string rate_around = "-", latency_around = "-";
+    if (around) {
+      rate_around = absl::StrFormat(
+          "%.2f (%.2f/%.2f)", 2 * throughput / (before.first + after.first),
+          before.first, after.first);
+      latency_around = absl::StrFormat(
+          "%.2f (%.1f/%.1f)", 2 * r.p50_ms / (before.second + after.second),
+          before.second, after.second);
+    }
     std::cout << absl::StrFormat(
-                     "| %d | %.2f | %.2f | %s | %.2f (batch %d) | %.2f | %.2f "
-                     "| %.2f | %.2f | %d | %d |",
+                     "| %d | %.2f | %.2f | %s | %.2f (batch %d) | %.2f | %s "
+                     "| %.2f | %.2f | %.2f | %d | %d |",
                      r.concurrency, throughput,
-                     throughput / limit->images_per_second, around,
+                     throughput / limit->images_per_second, rate_around,
                      throughput / same_batch->second, same_batch->first,
-                     r.p50_ms, r.p95_ms, r.p99_ms, r.mean_batch, r.completed,
-                     r.failed)
+                     r.p50_ms, latency_around, r.p95_ms, r.p99_ms, r.mean_batch,
+                     r.completed, r.failed)
               << std::endl;
   }
   return absl::OkStatus();

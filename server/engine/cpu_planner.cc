@@ -174,16 +174,20 @@ absl::StatusOr<CpuPlanChoice> ChooseCpuPlan(
   for (const PlanMeasurement& m : choice.measured) {
     best_latency = std::min(best_latency, m.latency_ms);
   }
+  // The measured rate less what serving the plan costs beyond its raw
+  // passes; ties go to the earlier candidate.
+  auto served_rate = [&](const PlanMeasurement& m) {
+    double handicap = 1;
+    if (m.plan.max_batch_size > 1) handicap *= 1 + options.required_gain;
+    if (m.plan.threads > 1) handicap *= 1 + options.intra_op_penalty;
+    return m.images_per_second / handicap;
+  };
   const PlanMeasurement* best = nullptr;
   for (const PlanMeasurement& m : choice.measured) {
     if (m.latency_ms > best_latency * (1 + options.latency_tolerance)) {
       continue;
     }
-    if (best == nullptr ||
-        m.images_per_second >
-            best->images_per_second * (1 + options.required_gain)) {
-      best = &m;
-    }
+    if (best == nullptr || served_rate(m) > served_rate(*best)) best = &m;
   }
   choice.chosen = *best;
   choice.plan = best->plan;

@@ -58,11 +58,17 @@ struct PlannerOptions {
   // threads), as SegmentExecutor's shared_cpus does, rather than on one
   // instance's threads; its idle latency is timed so.
   bool lone_request_uses_all_cpus = false;
-  // A candidate later in the list (more instances, a larger batch) replaces
-  // an earlier one only when it measures this much faster: on a noisy
-  // machine a plan must win clearly to be worth its memory and batching
-  // delay.
+  // A plan of batches larger than 1 must measure this much faster to be
+  // chosen: on a noisy machine it must win clearly to be worth its memory
+  // and its wait for a batch to fill.
   double required_gain = 0.05;
+  // A plan of more than one intra-op thread per instance must measure this
+  // much faster: serving runs decoding, encoding and gRPC threads beside
+  // the passes, and a team of intra-op threads waits for whichever of them
+  // was preempted, where independent passes do not. On the development
+  // machine 1 x 2 timed 6 % below 2 x 1 raw but served 20 % below it
+  // (docs/performance.md).
+  double intra_op_penalty = 0.15;
   // Each candidate is timed this many times, in turn with the others, and
   // keeps its best timing: a slow phase of a shared machine (seconds long on
   // the VM measured, docs/performance.md) then slows one timing of every

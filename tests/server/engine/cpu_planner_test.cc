@@ -140,6 +140,28 @@ TEST(ChooseCpuPlanTest, ALoneRequestOnAllCpusKeepsTheLatencyOfSharing) {
   EXPECT_NEAR(choice->chosen.latency_ms, 40 / std::sqrt(2.0), 10);
 }
 
+TEST(ChooseCpuPlanTest, IntraOpThreadsMustWinClearlyOverInstances) {
+  // Serving preempts intra-op teams: two threads of one instance must beat
+  // two instances by more than PlannerOptions::intra_op_penalty.
+  PlannerOptions options = Quick();
+  options.lone_request_uses_all_cpus = true;  // equal idle latencies
+  const auto slightly = SleepingEngines(
+      2, 40, [](int threads) { return threads == 2 ? 2.16 : 1; });
+  auto choice = ChooseCpuPlan(slightly, Sample(), CpuPlanCandidates(2, 1),
+                              SetThreads, options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_GT(choice->measured[0].images_per_second,
+            choice->measured[1].images_per_second);  // 1 x 2 timed faster
+  EXPECT_EQ(choice->plan, (CpuPlan{2, 1, 1}));
+
+  const auto clearly = SleepingEngines(
+      2, 40, [](int threads) { return threads == 2 ? 2.6 : 1; });
+  choice = ChooseCpuPlan(clearly, Sample(), CpuPlanCandidates(2, 1), SetThreads,
+                         options);
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->plan, (CpuPlan{1, 2, 1}));
+}
+
 TEST(ChooseCpuPlanTest, PrefersBatchesWhenTheyPay) {
   const auto engines = SleepingEngines(
       2, 20, [](int) { return 1.0; }, /*batch_penalty=*/0.5);
