@@ -206,6 +206,17 @@ std::optional<cv::Mat> Decode(absl::string_view bytes,
   if (image_data.empty()) return std::nullopt;
 
   const size_t bpp = bit_depth / 8, row_size = size_t{width} * bpp;
+  // libpng inflates a row at a time in the window the stream's header
+  // declares, so a back-reference beyond that window fails there; inflating
+  // many rows at a time would accept it. Only where the window is zlib's
+  // largest, or holds the whole image, do both agree on every stream.
+  const absl::string_view first = image_data.front();
+  if (first.empty()) return std::nullopt;
+  const int window_log = (static_cast<uint8_t>(first[0]) >> 4) + 8;
+  if (window_log < 15 &&
+      (size_t{1} << window_log) < size_t{height} * (1 + row_size)) {
+    return std::nullopt;
+  }
   cv::Mat image(static_cast<int>(height), static_cast<int>(width),
                 bit_depth == 8 ? CV_8UC1 : CV_16UC1);
   // Rows are inflated many at a time: zlib's fast loop stops 258 bytes

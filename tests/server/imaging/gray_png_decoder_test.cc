@@ -55,6 +55,7 @@ struct PngWriter {
   size_t idat_parts = 1;
   std::string before_data, after_data, after_end;
   std::string trailing_stream_bytes;  // zlib data after the image's
+  int window_log = 15;  // what the zlib header declares (the data as 15)
 
   // The image's rows in PNG byte order, each behind its filter byte.
   std::string FilteredRows(const cv::Mat& image) const {
@@ -95,6 +96,13 @@ struct PngWriter {
     compress2(reinterpret_cast<Bytef*>(stream.data()), &size,
               reinterpret_cast<const Bytef*>(rows.data()), rows.size(), 6);
     stream.resize(size);
+    if (window_log < 15) {
+      // CINFO, and FCHECK so that the header stays valid.
+      stream[0] = static_cast<char>((window_log - 8) << 4 | 8);
+      int flags = static_cast<uint8_t>(stream[1]) & 0xe0;
+      flags += (31 - (static_cast<uint8_t>(stream[0]) * 256 + flags) % 31) % 31;
+      stream[1] = static_cast<char>(flags);
+    }
     std::string png = "\x89PNG\r\n\x1a\n" + ChunkBytes("IHDR", header);
     png += before_data;
     const size_t part = stream.size() / idat_parts + 1;
@@ -170,6 +178,22 @@ TEST(DecodeGrayPngTest, ChunksThatChangeNoPixelAndSplitData) {
   writer.after_data = ChunkBytes("tIME", std::string(7, '\1'));
   writer.idat_parts = 13;
   ExpectSameAsOpenCv(writer.Write(RandomImage(40, 30, CV_8UC1, 1)));
+}
+
+TEST(DecodeGrayPngTest, DeclinesAStreamReachingBeyondItsDeclaredWindow) {
+  // Rows repeat 8 rows (520 bytes) apart, so the stream refers back that
+  // far, while its header declares a window of 256 bytes: libpng refuses
+  // it, and the fast path must not decode it either.
+  cv::Mat image = RandomImage(64, 64, CV_8UC1, 9);
+  for (int y = 8; y < 64; ++y) image.row(y - 8).copyTo(image.row(y));
+  PngWriter narrow;
+  narrow.filter_of_row = [](int) { return 0; };
+  narrow.window_log = 8;
+  const std::string png = narrow.Write(image);
+  EXPECT_FALSE(DecodeGrayPng(png, kLimits).has_value());
+  EXPECT_TRUE(OpenCvDecode(png).empty());
+  // A window that holds the whole image: every reference is within it.
+  ExpectSameAsOpenCv(narrow.Write(RandomImage(8, 8, CV_8UC1, 2)));
 }
 
 TEST(DecodeGrayPngTest, DeclinesWhatItDoesNotKnowForOpenCvToDecide) {
