@@ -9,39 +9,20 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "server/imaging/png_chunks.h"
 
 namespace unet {
 namespace {
 
-constexpr absl::string_view kSignature("\x89PNG\r\n\x1a\n", 8);
 // libpng's default limit on either side (PNG_USER_WIDTH_MAX and
 // PNG_USER_HEIGHT_MAX): what it refuses is left to it.
 constexpr uint32_t kLibpngMaxSide = 1000000;
 
-uint32_t BigEndian32(const char* bytes) {
-  const auto* b = reinterpret_cast<const uint8_t*>(bytes);
-  return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 |
-         b[3];
-}
-
-struct Chunk {
-  absl::string_view type, data;
-};
-
-// Splits the next chunk off `rest` when its length fits in `rest` and its
-// CRC is right.
-std::optional<Chunk> NextChunk(absl::string_view& rest) {
-  if (rest.size() < 12) return std::nullopt;
-  const uint32_t length = BigEndian32(rest.data());
-  if (length > 0x7fffffff || length > rest.size() - 12) return std::nullopt;
-  const absl::string_view type_and_data = rest.substr(4, 4 + length);
-  const uint32_t crc = BigEndian32(rest.data() + 8 + length);
-  if (crc32(0, reinterpret_cast<const Bytef*>(type_and_data.data()),
-            static_cast<uInt>(type_and_data.size())) != crc) {
-    return std::nullopt;
-  }
-  rest.remove_prefix(12 + length);
-  return Chunk{type_and_data.substr(0, 4), type_and_data.substr(4)};
+// The next chunk, when it lies within `rest` and its CRC is right.
+std::optional<PngChunk> NextRightChunk(absl::string_view& rest) {
+  std::optional<PngChunk> chunk = NextPngChunk(rest);
+  if (!chunk || !chunk->CrcIsRight()) return std::nullopt;
+  return chunk;
 }
 
 // Ancillary chunks that change no pixel of what OpenCV returns: text, time
@@ -166,14 +147,14 @@ bool Unfilter(uint8_t filter, uint8_t* row, const uint8_t* previous,
 
 std::optional<cv::Mat> Decode(absl::string_view bytes,
                               const DecodeLimits& limits) {
-  if (!absl::StartsWith(bytes, kSignature)) return std::nullopt;
-  absl::string_view rest = bytes.substr(kSignature.size());
-  const std::optional<Chunk> header = NextChunk(rest);
+  if (!absl::StartsWith(bytes, kPngSignature)) return std::nullopt;
+  absl::string_view rest = bytes.substr(kPngSignature.size());
+  const std::optional<PngChunk> header = NextRightChunk(rest);
   if (!header || header->type != "IHDR" || header->data.size() != 13) {
     return std::nullopt;
   }
   const char* field = header->data.data();
-  const uint32_t width = BigEndian32(field), height = BigEndian32(field + 4);
+  const uint32_t width = PngUint32(field), height = PngUint32(field + 4);
   const int bit_depth = field[8];
   // Grayscale, deflate, adaptive filtering, not interlaced.
   if ((bit_depth != 8 && bit_depth != 16) || field[9] != 0 || field[10] != 0 ||
@@ -188,7 +169,7 @@ std::optional<cv::Mat> Decode(absl::string_view bytes,
   std::vector<absl::string_view> image_data;
   bool after_image_data = false, ended = false;
   while (!ended) {
-    const std::optional<Chunk> chunk = NextChunk(rest);
+    const std::optional<PngChunk> chunk = NextRightChunk(rest);
     if (!chunk) return std::nullopt;
     if (chunk->type == "IDAT") {
       if (after_image_data) return std::nullopt;  // IDATs run unbroken

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/imaging/gray_png_decoder.h"
+#include "server/imaging/png_chunks.h"
 
 namespace unet {
 namespace {
@@ -135,6 +136,10 @@ absl::StatusOr<cv::Mat> DecodeEncoded(const std::string& bytes,
   }
   cv::Mat decoded;
   if (format == ImageFormat::kPng) {
+    // Before libpng sees a length it would act on.
+    if (absl::Status chunks = CheckPngChunkLengths(bytes); !chunks.ok()) {
+      return chunks;
+    }
     // Grayscale PNGs, the common case, have a faster path; whatever it
     // declines, OpenCV decodes or refuses below.
     if (std::optional<cv::Mat> gray = DecodeGrayPng(bytes, limits)) {

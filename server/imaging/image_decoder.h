@@ -4,10 +4,12 @@
 // Turns the image of a request into pixels, rejecting what cannot be one.
 //
 // Every byte may be hostile. Encoded images are accepted only in the formats
-// on the allow-list, told by their signature; OpenCV itself refuses, from the
-// header and before allocating, images beyond the limits (see
-// opencv_limits.h, which must be in force); raw headers are checked side by
-// side before any product is formed.
+// on the allow-list, told by their signature; a PNG's chunk lengths are
+// checked against the file before libpng reads them (png_chunks.h), and a
+// regular grayscale PNG takes a faster path (gray_png_decoder.h); OpenCV
+// itself refuses, from the header and before allocating, images beyond the
+// limits (see opencv_limits.h, which must be in force); raw headers are
+// checked side by side before any product is formed.
 
 #include <cstdint>
 #include <opencv2/core.hpp>

@@ -230,7 +230,8 @@ INSTANTIATE_TEST_SUITE_P(
               return Encoded(
                   Png(cv::Mat(64, 64, CV_8UC1, cv::Scalar(3))).substr(0, 70));
             },
-            kInvalid, "cannot decode PNG"},
+            // The IDAT after the 33 bytes of signature and IHDR.
+            kInvalid, "PNG chunk at byte 33 declares"},
         HostileCase{"WebP", [] { return Encoded("RIFF\x10\0\0\0WEBPVP8 "s); },
                     kInvalid, "WebP is not accepted"},
         HostileCase{"Jpeg2000",
