@@ -533,6 +533,14 @@ absl::Status RunTiledCase(
   return absl::OkStatus();
 }
 
+// The pixels of the request image, as the server decodes them (the
+// benchmark's own image: no limits to speak of).
+absl::StatusOr<cv::Mat> DecodeRequestImage(const std::string& bytes) {
+  segmentation::v1::Image image;
+  image.set_encoded(bytes);
+  return DecodeImage(image, DecodeLimits{int64_t{1} << 30, 65536});
+}
+
 // The CPU limit of the model version in `dir` on `image`, for a server
 // that runs elsewhere: its candidate plans timed raw in this process.
 absl::StatusOr<Limit> TimeVersionRaw(const std::filesystem::path& dir,
@@ -540,10 +548,7 @@ absl::StatusOr<Limit> TimeVersionRaw(const std::filesystem::path& dir,
                                      bool channels_last_given) {
   ASSIGN_OR_RETURN(const ModelConfig config,
                    ReadModelConfig(dir / kConfigFile));
-  segmentation::v1::Image encoded;
-  encoded.set_encoded(image);
-  ASSIGN_OR_RETURN(const cv::Mat pixels,
-                   DecodeImage(encoded, DecodeLimits{int64_t{1} << 30, 65536}));
+  ASSIGN_OR_RETURN(const cv::Mat pixels, DecodeRequestImage(image));
   ASSIGN_OR_RETURN(const PreparedImage prepared, Preprocess(pixels, config));
   EngineOptions engine_options;
   engine_options.precision = absl::GetFlag(FLAGS_precision);
@@ -604,10 +609,7 @@ absl::Status Run(bool channels_last_given) {
                    server->models().Find(options.default_model, 0));
   const segmentation::v1::ExecutionPlan& plan = server->execution_plan();
 
-  segmentation::v1::Image image;
-  image.set_encoded(bytes.str());
-  ASSIGN_OR_RETURN(const cv::Mat pixels,
-                   DecodeImage(image, DecodeLimits{int64_t{1} << 30, 65536}));
+  ASSIGN_OR_RETURN(const cv::Mat pixels, DecodeRequestImage(bytes.str()));
   ASSIGN_OR_RETURN(const PreparedImage prepared,
                    Preprocess(pixels, model->config));
   std::cout << absl::StrFormat(

@@ -15,11 +15,13 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "segmentation/v1/segmentation.pb.h"
 #include "server/imaging/gray_png_decoder.h"
 #include "server/imaging/image_decoder.h"
 #include "server/imaging/opencv_limits.h"
+#include "server/imaging/png_chunks.h"
 #include "tests/fuzz/decode_contract.h"
 
 namespace {
@@ -78,19 +80,17 @@ namespace {
 // right: mutated image data then reaches both decoders' inflate and
 // unfiltering instead of failing the CRC check of both.
 std::string WithChunkCrcsRight(std::string bytes) {
-  if (bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0) return bytes;
-  size_t at = 8;
-  while (bytes.size() - at >= 12) {
-    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data() + at);
-    const uint64_t length =
-        uint64_t{p[0]} << 24 | p[1] << 16 | p[2] << 8 | p[3];
-    if (length > bytes.size() - at - 12) break;
-    const uint32_t crc =
-        crc32(0, p + 4, static_cast<uInt>(length + 4));  // type and data
+  if (!absl::StartsWith(bytes, unet::kPngSignature)) return bytes;
+  absl::string_view rest = absl::string_view(bytes).substr(8);
+  while (const std::optional<unet::PngChunk> chunk = unet::NextPngChunk(rest)) {
+    const uint32_t crc = crc32(  // the type and the data, side by side
+        0, reinterpret_cast<const Bytef*>(chunk->type.data()),
+        static_cast<uInt>(4 + chunk->data.size()));
+    // The CRC follows the data.
+    const size_t at = chunk->data.data() + chunk->data.size() - bytes.data();
     for (int i = 0; i < 4; ++i) {
-      bytes[at + 8 + length + i] = static_cast<char>(crc >> (24 - 8 * i));
+      bytes[at + i] = static_cast<char>(crc >> (24 - 8 * i));
     }
-    at += 12 + length;
   }
   return bytes;
 }

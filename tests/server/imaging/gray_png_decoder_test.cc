@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/server/imaging/png_test_chunks.h"
 
 namespace unet {
 namespace {
@@ -28,24 +29,8 @@ int StandardPaeth(int a, int b, int c) {
   return pb <= pc ? b : c;
 }
 
-void AppendBigEndian(std::string& out, uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<char>(value >> shift));
-  }
-}
-
-std::string ChunkBytes(const std::string& type, const std::string& data,
-                       bool right_crc = true) {
-  std::string chunk;
-  AppendBigEndian(chunk, static_cast<uint32_t>(data.size()));
-  const std::string typed = type + data;
-  chunk += typed;
-  const uint32_t crc =
-      crc32(0, reinterpret_cast<const Bytef*>(typed.data()), typed.size());
-  AppendBigEndian(chunk, right_crc ? crc : crc ^ 1);
-  return chunk;
-}
-
+using testing::AppendPngUint32;
+using testing::PngChunkBytes;
 // A grayscale PNG written chunk by chunk, so that tests can choose each
 // row's filter, how the data is split and what else the file holds.
 struct PngWriter {
@@ -86,8 +71,8 @@ struct PngWriter {
 
   std::string Write(const cv::Mat& image) const {
     std::string header;
-    AppendBigEndian(header, image.cols);
-    AppendBigEndian(header, image.rows);
+    AppendPngUint32(header, image.cols);
+    AppendPngUint32(header, image.rows);
     header +=
         {static_cast<char>(bit_depth), 0, 0, 0, static_cast<char>(interlace)};
     const std::string rows = FilteredRows(image) + trailing_stream_bytes;
@@ -103,14 +88,14 @@ struct PngWriter {
       flags += (31 - (static_cast<uint8_t>(stream[0]) * 256 + flags) % 31) % 31;
       stream[1] = static_cast<char>(flags);
     }
-    std::string png = "\x89PNG\r\n\x1a\n" + ChunkBytes("IHDR", header);
+    std::string png = "\x89PNG\r\n\x1a\n" + PngChunkBytes("IHDR", header);
     png += before_data;
     const size_t part = stream.size() / idat_parts + 1;
     for (size_t at = 0; at < stream.size(); at += part) {
-      png += ChunkBytes("IDAT", stream.substr(at, part));
-      png += ChunkBytes("IDAT", "");  // empty IDATs are allowed
+      png += PngChunkBytes("IDAT", stream.substr(at, part));
+      png += PngChunkBytes("IDAT", "");  // empty IDATs are allowed
     }
-    return png + after_data + ChunkBytes("IEND", "") + after_end;
+    return png + after_data + PngChunkBytes("IEND", "") + after_end;
   }
 };
 
@@ -173,9 +158,9 @@ TEST(DecodeGrayPngTest, TheEmSliceAsItIsStored) {
 
 TEST(DecodeGrayPngTest, ChunksThatChangeNoPixelAndSplitData) {
   PngWriter writer;
-  writer.before_data =
-      ChunkBytes("pHYs", std::string(9, '\1')) + ChunkBytes("tEXt", "a\0b"s);
-  writer.after_data = ChunkBytes("tIME", std::string(7, '\1'));
+  writer.before_data = PngChunkBytes("pHYs", std::string(9, '\1')) +
+                       PngChunkBytes("tEXt", "a\0b"s);
+  writer.after_data = PngChunkBytes("tIME", std::string(7, '\1'));
   writer.idat_parts = 13;
   ExpectSameAsOpenCv(writer.Write(RandomImage(40, 30, CV_8UC1, 1)));
 }
@@ -210,17 +195,17 @@ TEST(DecodeGrayPngTest, DeclinesWhatItDoesNotKnowForOpenCvToDecide) {
   EXPECT_TRUE(declines(interlaced.Write(image)));
   // Chunks that may change what OpenCV returns, or that break the rules.
   PngWriter transparency;
-  transparency.before_data = ChunkBytes("tRNS", "\0\1"s);
+  transparency.before_data = PngChunkBytes("tRNS", "\0\1"s);
   EXPECT_TRUE(declines(transparency.Write(image)));
   PngWriter gamma;
-  gamma.before_data = ChunkBytes("gAMA", "\0\0\xaf\xc8"s);
+  gamma.before_data = PngChunkBytes("gAMA", "\0\0\xaf\xc8"s);
   EXPECT_TRUE(declines(gamma.Write(image)));
   PngWriter bad_crc;
-  bad_crc.before_data = ChunkBytes("tEXt", "a\0b"s, /*right_crc=*/false);
+  bad_crc.before_data = PngChunkBytes("tEXt", "a\0b"s, /*right_crc=*/false);
   EXPECT_TRUE(declines(bad_crc.Write(image)));
   PngWriter data_after_text;
   data_after_text.after_data =
-      ChunkBytes("tEXt", "a\0b"s) + ChunkBytes("IDAT", "x");
+      PngChunkBytes("tEXt", "a\0b"s) + PngChunkBytes("IDAT", "x");
   EXPECT_TRUE(declines(data_after_text.Write(image)));
   PngWriter after_end;
   after_end.after_end = "junk";

@@ -1,7 +1,5 @@
 #include "server/imaging/png_chunks.h"
 
-#include <zlib.h>
-
 #include <fstream>
 #include <iterator>
 #include <opencv2/imgcodecs.hpp>
@@ -10,28 +8,14 @@
 
 #include "gtest/gtest.h"
 #include "server/imaging/image_decoder.h"
+#include "tests/server/imaging/png_test_chunks.h"
 
 namespace unet {
 namespace {
 
 using namespace std::string_literals;
 
-std::string Chunk(const std::string& type, const std::string& data) {
-  std::string chunk;
-  for (uint32_t value : {static_cast<uint32_t>(data.size())}) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-      chunk.push_back(static_cast<char>(value >> shift));
-    }
-  }
-  const std::string typed = type + data;
-  chunk += typed;
-  const uint32_t crc =
-      crc32(0, reinterpret_cast<const Bytef*>(typed.data()), typed.size());
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    chunk.push_back(static_cast<char>(crc >> shift));
-  }
-  return chunk;
-}
+using testing::PngChunkBytes;
 
 std::string SmallPng() {
   std::vector<uint8_t> png;
@@ -40,7 +24,8 @@ std::string SmallPng() {
 }
 
 TEST(PngChunksTest, SplitsChunksAndChecksTheirCrc) {
-  const std::string file = Chunk("tEXt", "a\0b"s) + Chunk("IEND", "");
+  const std::string file =
+      PngChunkBytes("tEXt", "a\0b"s) + PngChunkBytes("IEND", "");
   absl::string_view rest = file;
   std::optional<PngChunk> text = NextPngChunk(rest);
   ASSERT_TRUE(text.has_value());
@@ -53,7 +38,7 @@ TEST(PngChunksTest, SplitsChunksAndChecksTheirCrc) {
   EXPECT_TRUE(rest.empty());
   EXPECT_FALSE(NextPngChunk(rest).has_value());
 
-  std::string corrupt = Chunk("tEXt", "abc");
+  std::string corrupt = PngChunkBytes("tEXt", "abc");
   corrupt.back() ^= 1;
   absl::string_view view = corrupt;
   EXPECT_FALSE(NextPngChunk(view)->CrcIsRight());
