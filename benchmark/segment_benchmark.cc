@@ -7,8 +7,9 @@
 // and prints Markdown tables. On CPUs the limit is the best of the
 // planner's candidate plans run raw: that many engines side by side, each
 // running the module alone; on a GPU, the served engine at each batch size.
-// On CPUs each level is also held against the best plan re-timed raw just
-// before and after it, since a shared machine's speed drifts over minutes.
+// On CPUs each level is cut into windows and held against the best plan and
+// the batch-1 pass re-timed raw between them, since a shared machine's
+// speed drifts over minutes (benchmark/level_runner.h).
 // With --server it only drives a server that is already running (another
 // build, or benchmark/python_baseline_server.py); --raw_version_dir then
 // times that version's limit in this process, as above.
@@ -38,6 +39,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "benchmark/level_runner.h"
 #include "client/connection.h"
 #include "common/command_line.h"
 #include "common/cpu_threads.h"
@@ -80,6 +82,9 @@ ABSL_FLAG(std::string, raw_version_dir, "",
 ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
 ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");
 ABSL_FLAG(double, seconds, 20, "measured seconds per concurrency level");
+ABSL_FLAG(int, windows, 4,
+          "CPUs: measured windows per level, the raw pass timed before the "
+          "first and after each");
 ABSL_FLAG(int, tiled_side, 0,
           "also run the tiled case: a square image this large (the request "
           "image repeated), sent as OVERLAP_TILE (0: no tiled case)");
@@ -93,24 +98,7 @@ ABSL_FLAG(double, tiled_seconds, 0,
 namespace unet {
 namespace {
 
-using segmentation::v1::Segmentation;
 using segmentation::v1::SegmentRequest;
-using segmentation::v1::SegmentResponse;
-
-struct LevelResult {
-  int concurrency = 0;
-  int completed = 0, failed = 0;
-  double seconds = 0;
-  double p50_ms = 0, p95_ms = 0, p99_ms = 0, mean_batch = 0;
-  double mean_tile_batch = 0;  // tiled requests: tiles per pass
-};
-
-double Percentile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t at = static_cast<size_t>(q * (values.size() - 1) + 0.5);
-  return values[at];
-}
 
 // Returns images per second of the engine's whole pass (host batch in,
 // labels out: the copies and the arg max included) on batches of `batch`
@@ -143,91 +131,23 @@ SegmentRequest ImageRequest(const std::string& image) {
   return request;
 }
 
-// A server to call: its address and how to reach it (client/connection.h).
-struct Target {
-  std::string address;
-  ConnectionOptions connection;
+// The raw pass timed again between two windows of a level.
+struct RawNow {
+  double images_per_second = 0;  // the best plan
+  double batch1_ms = 0;          // median pass of one instance, batch 1
 };
-
-LevelResult RunLevel(const Target& target, const SegmentRequest& request,
-                     int concurrency, double seconds) {
-  std::atomic<bool> measuring{false}, stop{false};
-  std::vector<std::vector<double>> latencies(concurrency);
-  std::vector<std::vector<int>> batches(concurrency);
-  std::vector<double> tile_batches(concurrency);
-  std::atomic<int> failed{0};
-  std::vector<std::thread> callers;
-  for (int c = 0; c < concurrency; ++c) {
-    callers.emplace_back([&, c] {
-      grpc::ChannelArguments arguments;
-      arguments.SetMaxReceiveMessageSize(-1);  // masks of tiled images
-      arguments.SetMaxSendMessageSize(-1);
-      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-          Connect(target.address, target.connection, arguments);
-      if (!channel.ok()) {
-        ++failed;
-        return;
-      }
-      auto stub = Segmentation::NewStub(*channel);
-      while (!stop) {
-        grpc::ClientContext context;
-        SegmentResponse response;
-        const auto begin = std::chrono::steady_clock::now();
-        const grpc::Status status = stub->Segment(&context, request, &response);
-        const double ms = std::chrono::duration<double, std::milli>(
-                              std::chrono::steady_clock::now() - begin)
-                              .count();
-        if (!measuring) continue;  // warm-up, or a call that began before
-        if (!status.ok()) {
-          ++failed;
-          continue;
-        }
-        latencies[c].push_back(ms);
-        batches[c].push_back(response.timing().batch_size());
-        tile_batches[c] += response.timing().mean_tile_batch_size();
-      }
-    });
-  }
-  // Let every caller finish one call before measuring.
-  absl::SleepFor(absl::Seconds(std::min(5.0, seconds / 4)));
-  measuring = true;
-  const absl::Time start = absl::Now();
-  absl::SleepFor(absl::Seconds(seconds));
-  measuring = false;
-  LevelResult result;
-  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  stop = true;
-  for (auto& caller : callers) caller.join();
-
-  std::vector<double> all;
-  double batch_sum = 0, tile_batch_sum = 0;
-  for (int c = 0; c < concurrency; ++c) {
-    all.insert(all.end(), latencies[c].begin(), latencies[c].end());
-    for (int b : batches[c]) batch_sum += b;
-    tile_batch_sum += tile_batches[c];
-  }
-  result.concurrency = concurrency;
-  result.completed = static_cast<int>(all.size());
-  result.failed = failed;
-  result.p50_ms = Percentile(all, 0.50);
-  result.p95_ms = Percentile(all, 0.95);
-  result.p99_ms = Percentile(all, 0.99);
-  result.mean_batch = all.empty() ? 0 : batch_sum / all.size();
-  result.mean_tile_batch = all.empty() ? 0 : tile_batch_sum / all.size();
-  return result;
-}
 
 // The limit a server is held to: the best raw in-process throughput, and
 // per batch size the best raw throughput at that batch.
 struct Limit {
   double images_per_second = 0;
   std::map<int, double> by_batch;
-  // CPUs: the best plan's raw images/s, and the raw batch-1 latency (ms) at
-  // the fastest thread count, timed once more for as long as given. The
-  // machine's speed drifts over minutes (a shared VM), so each level is
-  // also held against both measured right before and after it.
-  std::function<absl::StatusOr<std::pair<double, double>>(absl::Duration)>
-      retime;
+  // CPUs: the best plan's raw images/s, and the median raw batch-1 pass
+  // (ms) at the fastest thread count, timed once more for as long as given
+  // (half of it each). The machine's speed drifts over minutes (a shared
+  // VM), so each window of a level is also held against both timed right
+  // before and after it.
+  std::function<absl::StatusOr<RawNow>(absl::Duration)> retime;
 };
 
 // GPU (or fixed plans): the served engine alone at each batch size up to
@@ -321,6 +241,28 @@ absl::Status CompareFusedRelu(InferenceEngine& engine,
   return status;
 }
 
+// The median time of batch-1 passes of instance 0 on `threads` intra-op
+// threads, from a fresh thread as a server worker runs them, over `slice`
+// (at least 5 passes, after one untimed). The median, as the server's p50
+// is held to it.
+absl::StatusOr<double> MedianBatch1Ms(const PassFn& pass, int threads,
+                                      absl::Duration slice) {
+  std::vector<double> ms;
+  absl::Status status;
+  std::thread([&] {
+    SetCpuThreads(threads);
+    status = pass(0, 1);
+    const absl::Time start = absl::Now();
+    while (status.ok() && (ms.size() < 5 || absl::Now() - start < slice)) {
+      const absl::Time begin = absl::Now();
+      status = pass(0, 1);
+      ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - begin));
+    }
+  }).join();
+  RETURN_IF_ERROR(status);
+  return Percentile(std::move(ms), 0.5);
+}
+
 // CPUs: every candidate plan of the server's planner, timed raw: that many
 // fresh engines of the version side by side, each on its own thread with
 // the plan's intra-op threads, running the module alone. The best is the
@@ -381,17 +323,16 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
   const auto fastest = std::min_element(
       latency_ms.begin(), latency_ms.end(),
       [](const auto& a, const auto& b) { return a.second < b.second; });
-  const CpuPlan lone{1, fastest->first, 1};
-  limit.retime =
-      [best, lone, raw_pass](
-          absl::Duration slice) -> absl::StatusOr<std::pair<double, double>> {
-    ASSIGN_OR_RETURN(const double rate,
+  const int lone_threads = fastest->first;
+  limit.retime = [best, lone_threads,
+                  raw_pass](absl::Duration slice) -> absl::StatusOr<RawNow> {
+    RawNow now;
+    ASSIGN_OR_RETURN(now.images_per_second,
                      TimeCpuPlan(best, raw_pass, SetCpuThreads, slice / 2,
                                  /*min_passes=*/3));
-    ASSIGN_OR_RETURN(const double alone,
-                     TimeCpuPlan(lone, raw_pass, SetCpuThreads, slice / 2,
-                                 /*min_passes=*/3));
-    return std::make_pair(rate, 1000.0 / alone);
+    ASSIGN_OR_RETURN(now.batch1_ms,
+                     MedianBatch1Ms(raw_pass, lone_threads, slice / 2));
+    return now;
   };
   std::cout << absl::StrFormat(
       "\nlimit: raw plan %s, %.2f images/s; best raw batch-1 latency %.1f ms "
@@ -400,45 +341,63 @@ absl::StatusOr<Limit> TimeCpuPlans(const std::filesystem::path& version_dir,
   return limit;
 }
 
+// "median (min-max)" of `values`.
+std::string MedianAndRange(const std::vector<double>& values) {
+  if (values.empty()) return "-";
+  const auto [low, high] = std::minmax_element(values.begin(), values.end());
+  return absl::StrFormat("%.2f (%.2f-%.2f)", Percentile(values, 0.5), *low,
+                         *high);
+}
+
 // Sweeps --concurrency against `target` and prints one table; the columns
-// against the limit only when there is one.
+// against the limit only when there is one. On CPUs each level is cut into
+// --windows windows, and the best plan and the batch-1 pass are timed raw
+// before the first and after each ("paired"): each window's throughput
+// over the mean of the raw rates timed just before and after it, and its
+// p50 over the mean of the raw batch-1 medians; the table gives the median
+// of those ratios over the windows, and their range.
 absl::Status RunLevels(const Target& target, const std::string& image,
                        const Limit* limit) {
   const double seconds = absl::GetFlag(FLAGS_seconds);
+  const bool paired = limit != nullptr && limit->retime;
   if (limit != nullptr) {
     // "vs same batch" compares with the raw pass at the measured batch size
     // nearest the server's mean batch: the cost of serving that batch.
-    // "around it" (CPUs): the best plan's throughput and the raw batch-1
-    // latency, re-timed raw for a quarter of --seconds just before and just
-    // after the level; images/s over their mean, and p50 over theirs.
-    std::cout << "| concurrency | images/s | vs limit | vs raw around it "
-                 "(raw before/after) | vs same batch | p50 ms | p50 vs raw "
-                 "batch-1 around it (ms before/after) | p95 ms | p99 ms "
-                 "| mean batch | completed | failed |\n"
-                 "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"
+    std::cout << "| concurrency | images/s | vs limit | vs raw, paired "
+                 "(windows' median, range) | vs same batch | p50 ms | p50 vs "
+                 "raw batch-1, paired (windows' median, range) | raw batch-1 "
+                 "ms between windows | p95 ms | p99 ms | mean batch "
+                 "| completed | failed |\n"
+                 "|---:|---:|---:|---|---:|---:|---|---|---:|---:|---:|---:|"
                  "---:|\n";
   } else {
     std::cout << "| concurrency | images/s | p50 ms | p95 ms | p99 ms "
                  "| completed | failed |\n"
                  "|---:|---:|---:|---:|---:|---:|---:|\n";
   }
+  std::vector<LevelResult> results;
   for (absl::string_view level :
        absl::StrSplit(absl::GetFlag(FLAGS_concurrency), ',')) {
-    int concurrency = 0;
-    if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
+    LevelOptions options;
+    if (!absl::SimpleAtoi(level, &options.concurrency) ||
+        options.concurrency < 1) {
       return absl::InvalidArgumentError("bad --concurrency");
     }
-    // (images/s of the best plan, batch-1 ms), raw, before and after.
-    std::pair<double, double> before, after;
-    const bool around = limit != nullptr && limit->retime;
-    if (around) {
-      ASSIGN_OR_RETURN(before, limit->retime(absl::Seconds(seconds / 4)));
+    options.seconds = seconds;
+    std::vector<RawNow> raw;  // before the first window and after each
+    if (paired) {
+      options.windows = std::max(absl::GetFlag(FLAGS_windows), 1);
+      options.between = [&](int) -> absl::Status {
+        ASSIGN_OR_RETURN(
+            RawNow now,
+            limit->retime(absl::Seconds(seconds / options.windows / 2)));
+        raw.push_back(now);
+        return absl::OkStatus();
+      };
     }
-    const LevelResult r =
-        RunLevel(target, ImageRequest(image), concurrency, seconds);
-    if (around) {
-      ASSIGN_OR_RETURN(after, limit->retime(absl::Seconds(seconds / 4)));
-    }
+    ASSIGN_OR_RETURN(const LevelResult r,
+                     RunLevel(target, ImageRequest(image), options));
+    results.push_back(r);
     const double throughput = r.completed / r.seconds;
     if (limit == nullptr) {
       std::cout << absl::StrFormat(
@@ -454,25 +413,45 @@ absl::Status RunLevels(const Target& target, const std::string& image,
                            return std::abs(a.first - r.mean_batch) <
                                   std::abs(b.first - r.mean_batch);
                          });
-    std::string rate_around = "-", latency_around = "-";
-    if (around) {
-      rate_around = absl::StrFormat(
-          "%.2f (%.2f/%.2f)", 2 * throughput / (before.first + after.first),
-          before.first, after.first);
-      latency_around = absl::StrFormat(
-          "%.2f (%.1f/%.1f)", 2 * r.p50_ms / (before.second + after.second),
-          before.second, after.second);
+    std::vector<double> rate_ratios, latency_ratios, raw_ms;
+    for (size_t w = 0; paired && w < r.windows.size(); ++w) {
+      const WindowResult& window = r.windows[w];
+      rate_ratios.push_back(
+          2 * window.images_per_second() /
+          (raw[w].images_per_second + raw[w + 1].images_per_second));
+      latency_ratios.push_back(2 * window.p50_ms /
+                               (raw[w].batch1_ms + raw[w + 1].batch1_ms));
     }
+    for (const RawNow& now : raw) raw_ms.push_back(now.batch1_ms);
     std::cout << absl::StrFormat(
                      "| %d | %.2f | %.2f | %s | %.2f (batch %d) | %.2f | %s "
-                     "| %.2f | %.2f | %.2f | %d | %d |",
+                     "| %s | %.2f | %.2f | %.2f | %d | %d |",
                      r.concurrency, throughput,
-                     throughput / limit->images_per_second, rate_around,
+                     throughput / limit->images_per_second,
+                     MedianAndRange(rate_ratios),
                      throughput / same_batch->second, same_batch->first,
-                     r.p50_ms, latency_around, r.p95_ms, r.p99_ms, r.mean_batch,
-                     r.completed, r.failed)
+                     r.p50_ms, MedianAndRange(latency_ratios),
+                     raw_ms.empty()
+                         ? "-"
+                         : absl::StrJoin(raw_ms, "/",
+                                         [](std::string* out, double ms) {
+                                           absl::StrAppendFormat(out, "%.1f",
+                                                                 ms);
+                                         }),
+                     r.p95_ms, r.p99_ms, r.mean_batch, r.completed, r.failed)
               << std::endl;
   }
+  // Where a call's time goes, by the server's own timing of each.
+  std::cout << "\n| concurrency | median queue ms | preprocess ms (decode, "
+               "prepare) | inference ms (pass, arg max) | postprocess ms "
+               "(mask, encode) | p50 ms, end to end |\n"
+               "|---:|---:|---:|---:|---:|---:|\n";
+  for (const LevelResult& r : results) {
+    std::cout << absl::StrFormat("| %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+                                 r.concurrency, r.queue_ms, r.preprocess_ms,
+                                 r.inference_ms, r.postprocess_ms, r.p50_ms);
+  }
+  std::cout << std::endl;
   return absl::OkStatus();
 }
 
@@ -517,10 +496,12 @@ absl::Status RunTiledCase(
     if (!absl::SimpleAtoi(level, &concurrency) || concurrency < 1) {
       return absl::InvalidArgumentError("bad --tiled_concurrency");
     }
-    const LevelResult r = RunLevel(target, request, concurrency,
-                                   absl::GetFlag(FLAGS_tiled_seconds) > 0
-                                       ? absl::GetFlag(FLAGS_tiled_seconds)
-                                       : absl::GetFlag(FLAGS_seconds));
+    LevelOptions options;
+    options.concurrency = concurrency;
+    options.seconds = absl::GetFlag(FLAGS_tiled_seconds) > 0
+                          ? absl::GetFlag(FLAGS_tiled_seconds)
+                          : absl::GetFlag(FLAGS_seconds);
+    ASSIGN_OR_RETURN(const LevelResult r, RunLevel(target, request, options));
     const double images = r.completed / r.seconds;
     const double tiles = images * plan.tiles();
     std::cout << absl::StrFormat(

@@ -82,7 +82,11 @@ void FillWindow(const cv::Mat& image, const ModelConfig& config, int top,
   const int height = prepared.padded_height, width = prepared.padded_width;
   cv::Mat padded = MirroredWindow(image, top, left, height, width);
   std::vector<cv::Mat> planes;
-  cv::split(padded, planes);
+  if (padded.channels() == 1) {
+    planes.push_back(std::move(padded));  // already its only plane
+  } else {
+    cv::split(padded, planes);
+  }
   padded.release();
   const size_t plane_size = static_cast<size_t>(height) * width;
   prepared.chw.resize(plane_size * planes.size());

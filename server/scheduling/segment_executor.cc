@@ -84,6 +84,7 @@ absl::Status FinishJob(SegmentJob& job, const BatchOutput& output, size_t i) {
 
 // Runs one forward pass over `jobs` (one model version, one input shape) on
 // the version's engine for `slot`; returns its output, or the pass's error.
+// A lone job's network input is moved into the pass, not copied.
 absl::StatusOr<BatchOutput> Forward(
     const std::vector<std::unique_ptr<SegmentJob>>& jobs, int slot) {
   const SegmentJob& first = *jobs.front();
@@ -92,10 +93,16 @@ absl::StatusOr<BatchOutput> Forward(
   input.shape = {static_cast<int64_t>(jobs.size()), shape.channels,
                  shape.padded_height, shape.padded_width};
   const size_t image_size = shape.chw.size();
-  input.values.resize(jobs.size() * image_size);
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    std::memcpy(input.values.data() + i * image_size, jobs[i]->image.chw.data(),
-                image_size * sizeof(float));
+  if (jobs.size() == 1) {
+    // A lone job's input is the batch; RunBatch frees it after the pass
+    // anyway, and a batch of one is never retried.
+    input.values = std::move(jobs.front()->image.chw);
+  } else {
+    input.values.resize(jobs.size() * image_size);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      std::memcpy(input.values.data() + i * image_size,
+                  jobs[i]->image.chw.data(), image_size * sizeof(float));
+    }
   }
   const auto& engines = first.model->engines;
   InferenceEngine& engine = *engines[slot % engines.size()];

@@ -149,6 +149,33 @@ TEST(DecodeGrayPngTest, PaethOverEveryNeighbourhoodOfAMillionPixels) {
   ExpectSameAsOpenCv(writer.Write(RandomImage(1024, 1024, CV_8UC1, 3)));
 }
 
+// Four Paeth rows in a row are unfiltered together; runs of every length,
+// at widths below and above four bytes, across the decoder's blocks of
+// rows (65 rows of a 1000-byte row), and at 16 bits, where they are not.
+TEST(DecodeGrayPngTest, RunsOfPaethRowsOfEveryLength) {
+  // Runs of 1, 2, ... 9 Paeth rows, each after one Sub row, over and over.
+  const auto filter_of_row = [](int y) {
+    int run = 1;
+    while (y > run) {
+      y -= run + 1;
+      run = run % 9 + 1;
+    }
+    return y == 0 ? 1 : 4;
+  };
+  for (int type : {CV_8UC1, CV_16UC1}) {
+    for (int width : {1, 3, 4, 5, 1000}) {
+      PngWriter writer;
+      writer.bit_depth = type == CV_8UC1 ? 8 : 16;
+      writer.filter_of_row = filter_of_row;
+      const cv::Mat image = RandomImage(200, width, type, width);
+      const std::string png = writer.Write(image);
+      ExpectSameAsOpenCv(png);
+      EXPECT_EQ(cv::norm(*DecodeGrayPng(png, kLimits), image, cv::NORM_INF), 0)
+          << width;
+    }
+  }
+}
+
 TEST(DecodeGrayPngTest, TheEmSliceAsItIsStored) {
   std::ifstream file(UNET_TEST_DATA_DIR "/isbi_train_0.png", std::ios::binary);
   const std::string png{std::istreambuf_iterator<char>(file), {}};
