@@ -221,6 +221,8 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
         std::max<int>(2, 2 * options.batcher.max_batch_size *
                              static_cast<int>(slot_devices.size()));
   }
+  // The service announces each request to the batcher before decoding it.
+  options.batcher.wait_only_for_expected = true;
   std::unique_ptr<SegmentationServer> server(
       new SegmentationServer(options, std::move(slot_devices)));
 

@@ -6,6 +6,7 @@
 #include <new>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -310,6 +311,9 @@ void SegmentationService::FinishSegment(const Call& call,
 }
 
 void SegmentationService::AdmitAndQueue(const Call& call) {
+  // Ends once the job is queued (a batch waiting for it then takes it) or
+  // refused.
+  absl::Cleanup expected = [this] { executor_.EndExpectation(); };
   // A call may have waited here past its deadline, or been given up.
   if (call.context->IsCancelled()) {
     FinishSegment(call, absl::CancelledError("the call ended before decoding"));
@@ -418,9 +422,14 @@ grpc::ServerUnaryReactor* SegmentationService::Segment(
     return call.reactor;
   }
   call.model = *std::move(found);
+  // A batch waiting for company waits for this request while it is decoded.
+  executor_.ExpectJob();
   absl::Status queued = decode_pool_.TrySubmit(
       RequestImageBytes(*request), [this, call] { AdmitAndQueue(call); });
-  if (!queued.ok()) FinishSegment(call, queued);
+  if (!queued.ok()) {
+    executor_.EndExpectation();
+    FinishSegment(call, queued);
+  }
   return call.reactor;
 }
 

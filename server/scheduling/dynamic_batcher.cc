@@ -165,6 +165,20 @@ void DynamicBatcher::Close() {
   changed_.notify_all();
 }
 
+void DynamicBatcher::ExpectJob() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++expected_jobs_;
+}
+
+void DynamicBatcher::EndExpectation() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --expected_jobs_;
+  }
+  // A first job waiting for this one need not wait any longer.
+  changed_.notify_all();
+}
+
 size_t DynamicBatcher::queue_depth() {
   std::lock_guard<std::mutex> lock(mutex_);
   return urgent_.size() + routine_.size();
@@ -248,7 +262,9 @@ std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch() {
     Lane& head_lane = HeadLane();
     const SegmentJob& head = *head_lane.front();
     const absl::Time send_by = head.admitted + options_.max_queue_delay;
-    if (!closed_ && now < send_by &&
+    const bool company_may_come =
+        !options_.wait_only_for_expected || expected_jobs_ > 0;
+    if (!closed_ && now < send_by && company_may_come &&
         CountCompatible(head) < options_.max_batch_size) {
       changed_.wait_until(lock, absl::ToChronoTime(send_by));
       continue;

@@ -51,6 +51,10 @@ class SegmentExecutor {
     return batcher_.Enqueue(std::move(job));
   }
 
+  // See DynamicBatcher::ExpectJob.
+  void ExpectJob() { batcher_.ExpectJob(); }
+  void EndExpectation() { batcher_.EndExpectation(); }
+
   // Refuses new jobs, finishes the queued ones and joins the workers.
   void Stop();
 

@@ -643,6 +643,30 @@ TEST(ExecutionPlanTest, FlagsFixThePlan) {
   EXPECT_EQ((*server)->Stop(SIGTERM), 0);
 }
 
+// With batches of two and a long delay for company, a request that no
+// other follows is still run at once: nothing is on its way to join it.
+TEST(BatchingTest, ALoneRequestDoesNotWaitForCompany) {
+  auto server = testing::ServerProcess::Start(
+      {"--model_root=" UNET_SOURCE_DIR "/model/repository", "--device=cpu",
+       "--instances=1", "--cpu_threads=1", "--max_batch_size=2",
+       "--max_queue_delay_us=5000000"},
+      "batching_server.log");
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string image = testing::ReadFile(kTrainImage);
+  for (int call = 0; call < 2; ++call) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    SegmentResponse response;
+    ASSERT_TRUE(Segmentation::NewStub((*server)->channel())
+                    ->Segment(&context, ImageRequest(image), &response)
+                    .ok());
+    EXPECT_LT(response.timing().queue_us(), 1000000);
+    EXPECT_EQ(response.timing().batch_size(), 1);
+  }
+  EXPECT_EQ((*server)->Stop(SIGTERM), 0);
+}
+
 TEST_F(SegmentationServerTest, ServesConcurrentCallers) {
   const std::string image = testing::ReadFile(kTrainImage);
   std::vector<std::future<grpc::Status>> calls;

@@ -182,6 +182,51 @@ TEST_F(DynamicBatcherTest, ALoneRequestLeavesAfterTheDelay) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(40));
 }
 
+BatcherOptions WaitingOnlyForExpected(size_t max_batch, absl::Duration delay) {
+  BatcherOptions options = Options(max_batch, delay);
+  options.wait_only_for_expected = true;
+  return options;
+}
+
+TEST_F(DynamicBatcherTest, ALoneRequestNobodyFollowsLeavesAtOnce) {
+  DynamicBatcher batcher(WaitingOnlyForExpected(4, absl::Seconds(10)));
+  // Expected and queued: it is company no longer on its way.
+  batcher.ExpectJob();
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  batcher.EndExpectation();
+  auto batch =
+      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  ASSERT_EQ(batch.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(batch.get()), std::vector<int>{1});
+}
+
+TEST_F(DynamicBatcherTest, TheFirstRequestWaitsForAnExpectedOne) {
+  DynamicBatcher batcher(WaitingOnlyForExpected(4, absl::Seconds(10)));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  batcher.ExpectJob();  // being decoded
+  auto batch =
+      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  EXPECT_EQ(batch.wait_for(std::chrono::milliseconds(200)),
+            std::future_status::timeout);
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  batcher.EndExpectation();
+  ASSERT_EQ(batch.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(batch.get()), (std::vector<int>{1, 2}));
+}
+
+TEST_F(DynamicBatcherTest, AnExpectationThatEndsWithoutAJobReleasesTheFirst) {
+  DynamicBatcher batcher(WaitingOnlyForExpected(4, absl::Seconds(10)));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  batcher.ExpectJob();
+  auto batch =
+      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  EXPECT_EQ(batch.wait_for(std::chrono::milliseconds(200)),
+            std::future_status::timeout);
+  batcher.EndExpectation();  // its request was refused
+  ASSERT_EQ(batch.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(batch.get()), std::vector<int>{1});
+}
+
 TEST_F(DynamicBatcherTest, CloseRefusesNewJobsAndHandsOutQueuedOnes) {
   DynamicBatcher batcher(Options(4, absl::Seconds(10)));
   ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
