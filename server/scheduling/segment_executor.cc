@@ -131,11 +131,14 @@ absl::StatusOr<BatchOutput> Forward(
   return output;
 }
 
-// Runs `jobs` and completes each, on `finisher` when it has room. A batch
-// that runs out of memory is split in halves and each half tried again, so
-// that only a single image that does not fit fails.
+// Runs `jobs` and completes each: on `finisher` when it has room and
+// `others_waiting` says jobs wait for a worker (this one then starts on
+// them sooner), else on this worker, which has nothing else to do: a
+// request alone is then spared a hand-off between threads. A batch that
+// runs out of memory is split in halves and each half tried again, so that
+// only a single image that does not fit fails.
 void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
-              WorkPool* finisher) {
+              WorkPool* finisher, const std::function<bool()>& others_waiting) {
   const absl::Time start = absl::Now();
   for (const auto& job : jobs) {
     job->response->mutable_timing()->set_queue_us(
@@ -148,8 +151,8 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
         std::make_move_iterator(jobs.begin() + jobs.size() / 2),
         std::make_move_iterator(jobs.end()));
     jobs.resize(jobs.size() / 2);
-    RunBatch(std::move(jobs), slot, finisher);
-    RunBatch(std::move(second_half), slot, finisher);
+    RunBatch(std::move(jobs), slot, finisher, others_waiting);
+    RunBatch(std::move(second_half), slot, finisher, others_waiting);
     return;
   }
   const int64_t inference_us = MicrosSince(start);
@@ -165,6 +168,7 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
     timing->set_inference_us(inference_us);
     timing->set_batch_size(static_cast<int>(jobs.size()));
   }
+  if (!others_waiting()) finisher = nullptr;
   std::shared_ptr<const BatchOutput> shared_output;
   const absl::Status shared = Contained("keep the batch's output", [&] {
     shared_output = std::make_shared<const BatchOutput>(*std::move(output));
@@ -238,7 +242,8 @@ void SegmentExecutor::WorkerLoop(int slot) {
       // the share moves.
       if (share != threads) set_threads_(threads = share);
     }
-    RunBatch(std::move(batch), slot, finisher_.get());
+    RunBatch(std::move(batch), slot, finisher_.get(),
+             [this] { return batcher_.queue_depth() > 0; });
     --busy_workers_;
   }
 }

@@ -25,7 +25,8 @@ struct ExecutorOptions {
   int slots = 1;
   // Threads that crop and encode the masks of finished batches while the
   // workers run the next ones (a GPU would otherwise wait for PNG encoding);
-  // 0: the worker does it. A worker that finds them busy does it itself.
+  // 0: the worker does it. A worker that finds them busy, or no job waiting
+  // for it, does it itself.
   int finish_threads = 0;
   // CPUs the workers share (0: their threads are left alone). Before each
   // batch a worker takes its share, these CPUs divided among the workers

@@ -172,6 +172,50 @@ TEST_F(SegmentExecutorTest, BusyWorkersShareTheCpus) {
   for (int share : shares) EXPECT_TRUE(share == 2 || share == 4) << share;
 }
 
+// A worker finishes a job itself when no other job waits for it (a lone
+// request is spared a hand-off between threads), and hands the finishing to
+// the finishing threads when jobs wait.
+TEST_F(SegmentExecutorTest, FinishesOnTheWorkerUnlessJobsWait) {
+  std::mutex mutex;
+  std::vector<std::thread::id> passes;
+  std::promise<void> first_pass_entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  engine_->before_forward = [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    passes.push_back(std::this_thread::get_id());
+    if (passes.size() == 1) {
+      first_pass_entered.set_value();
+      released.wait();
+    }
+  };
+  ExecutorOptions options;
+  options.batcher.max_batch_size = 1;
+  options.finish_threads = 1;
+  SegmentExecutor executor(options);
+  Call calls[3];
+  std::thread::id finished_on[3];
+  for (int i = 0; i < 3; ++i) {
+    auto job = Job(calls[i]);
+    job->done = [&, i](const absl::Status& status) {
+      finished_on[i] = std::this_thread::get_id();
+      calls[i].outcome.set_value(status);
+    };
+    ASSERT_TRUE(executor.Submit(std::move(job)).ok());
+    // Job 1 waits while job 0 runs; job 2 comes alone.
+    if (i == 0) first_pass_entered.get_future().wait();
+    if (i == 1) {
+      release.set_value();
+      ASSERT_TRUE(calls[1].outcome.get_future().get().ok());
+    }
+  }
+  ASSERT_TRUE(calls[0].outcome.get_future().get().ok());
+  ASSERT_TRUE(calls[2].outcome.get_future().get().ok());
+  const std::thread::id worker = passes.front();
+  EXPECT_NE(finished_on[0], worker);  // job 1 was waiting
+  EXPECT_EQ(finished_on[1], worker);
+  EXPECT_EQ(finished_on[2], worker);
+}
+
 // Stop returns only once every job handed to the finishing threads is done.
 TEST_F(SegmentExecutorTest, StopWaitsForQueuedFinishing) {
   ExecutorOptions options;
