@@ -2,9 +2,9 @@
 
 #include <cmath>
 #include <new>
-#include <opencv2/imgcodecs.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "model/imaging/mask_png.h"
 
 namespace unet {
 namespace {
@@ -108,9 +108,7 @@ absl::StatusOr<std::string> Encode(const cv::Mat& mask,
     return absl::InvalidArgumentError(
         absl::StrCat("unknown mask_encoding ", static_cast<int>(encoding)));
   }
-  std::vector<uint8_t> png;
-  cv::imencode(".png", mask, png);
-  return std::string(png.begin(), png.end());
+  return EncodeMaskPng(mask);
 }
 
 }  // namespace
