@@ -82,7 +82,7 @@ ABSL_FLAG(std::string, raw_version_dir, "",
 ABSL_FLAG(int, max_queue_delay_us, 2000, "as the server's flag");
 ABSL_FLAG(std::string, concurrency, "1,4,16,64", "concurrent callers to sweep");
 ABSL_FLAG(double, seconds, 20, "measured seconds per concurrency level");
-ABSL_FLAG(int, windows, 4,
+ABSL_FLAG(int, windows, 8,
           "CPUs: measured windows per level, the raw pass timed before the "
           "first and after each");
 ABSL_FLAG(int, tiled_side, 0,
