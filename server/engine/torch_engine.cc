@@ -3,6 +3,10 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <fstream>
 #include <functional>
 #include <map>
@@ -16,6 +20,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -358,6 +363,13 @@ absl::Status CheckPrecision(const std::string& precision,
 
 void SetCpuThreads(int threads) {
   if (threads > 0) torch::set_num_threads(threads);
+  if (threads == 1) ReleaseIntraOpThreads();
+}
+
+void ReleaseIntraOpThreads() {
+#ifdef _OPENMP
+  omp_pause_resource_all(omp_pause_soft);
+#endif
 }
 
 std::vector<std::pair<std::string, double>> DeviceMemoryInUse() {
@@ -419,6 +431,8 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     const std::filesystem::path& version_dir, const ModelConfig& config,
     const EngineOptions& options) {
   RETURN_IF_ERROR(CheckPrecision(options.precision, options.device));
+  // Loading and checking ran passes on this thread, which serves none.
+  absl::Cleanup release_threads = [] { ReleaseIntraOpThreads(); };
   const std::string path = (version_dir / kWeightsFile).string();
   // A file that cannot be opened may be an I/O error that passes, or one
   // still being copied in; the manager retries UNAVAILABLE.

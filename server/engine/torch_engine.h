@@ -43,8 +43,18 @@ absl::StatusOr<std::unique_ptr<InferenceEngine>> LoadTorchEngine(
     const std::filesystem::path& version_dir, const ModelConfig& config,
     const EngineOptions& options);
 
-// Sets LibTorch's intra-op threads for the workers (0: leave its default).
+// Sets LibTorch's intra-op threads for the workers (0: leave its default);
+// at 1, also gives the calling thread's team back (ReleaseIntraOpThreads).
 void SetCpuThreads(int threads);
+
+// Gives the calling thread's OpenMP team back: its idle threads exit. Once
+// a process holds more OpenMP threads than CPUs, counting every thread's
+// idle team, libgomp's threads stop spinning at a barrier and sleep on a
+// futex instead; a team left behind by the thread that loaded a model made
+// each pass of a worker 13 % slower on the development machine (about 140
+// sleeps a pass instead of 1, docs/performance.md). LoadTorchEngine calls
+// it before returning. Does nothing without OpenMP.
+void ReleaseIntraOpThreads();
 
 // Returns (device, bytes in use) for each visible GPU, as the CUDA driver
 // reports it (all allocations on the card); empty without CUDA.

@@ -1,9 +1,14 @@
 #include "server/engine/torch_engine.h"
 
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/cpu_threads.h"
 #include "gtest/gtest.h"
 #include "model/model_repository.h"
 #include "model/model_writer.h"
@@ -136,6 +141,47 @@ TEST_F(TorchEngineTest, ChannelsLastGivesTheSameLogits) {
     max_value = std::max<double>(max_value, std::abs(a->values[i]));
   }
   EXPECT_LT(max_error, 1e-4 * max_value + 1e-5);
+}
+
+// The voluntary context switches of this process so far.
+long VoluntarySwitches() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_nvcsw;
+}
+
+// Once a process holds more OpenMP threads than CPUs, counting every idle
+// team, libgomp's threads sleep at a pass's barriers instead of spinning
+// (ReleaseIntraOpThreads). A thread that loaded a model, here one that stays
+// alive as a server's main thread does, must leave no team behind: a worker's
+// two-thread pass then sleeps about once, not about 140 times (measured with
+// the shipped model on the two-CPU development machine).
+TEST_F(TorchEngineTest, ALoadingThreadLeavesNoTeamToSlowTheWorkers) {
+  if (UsableCpus() != 2) GTEST_SKIP() << "the throttling shows on two CPUs";
+  const fs::path dir = WriteLibTorch();
+  std::unique_ptr<InferenceEngine> engine;
+  std::promise<void> loaded, done;
+  std::thread loader([&] {
+    SetCpuThreads(2);
+    auto load = Load(dir);  // checks the model on this thread's team
+    ASSERT_TRUE(load.ok()) << load.status();
+    engine = *std::move(load);
+    loaded.set_value();
+    done.get_future().wait();  // alive, as a main thread
+  });
+  loaded.get_future().wait();
+  ASSERT_NE(engine, nullptr);
+  std::thread([&] {
+    SetCpuThreads(2);
+    FloatTensor input{{1, 1, 572, 572}, std::vector<float>(572 * 572, 0.3f)};
+    ASSERT_TRUE(engine->Forward(input).ok());  // the team starts
+    constexpr int kPasses = 5;
+    const long before = VoluntarySwitches();
+    for (int i = 0; i < kPasses; ++i) ASSERT_TRUE(engine->Forward(input).ok());
+    EXPECT_LT((VoluntarySwitches() - before) / kPasses, 30);
+  }).join();
+  done.set_value();
+  loader.join();
 }
 
 TEST(ResolveDevicesTest, NamesDevicesOrRefuses) {
