@@ -220,11 +220,13 @@ size_t DynamicBatcher::CountCompatible(const SegmentJob& head) const {
   return count;
 }
 
-std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch() {
+std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch(
+    bool first_choice) {
   std::vector<std::unique_ptr<SegmentJob>> batch, dead;
   std::unique_lock<std::mutex> lock(mutex_);
   const uint64_t ticket = next_ticket_++;
   waiting_workers_.insert(ticket);
+  if (first_choice) waiting_first_choice_.insert(ticket);
   // Leaves the waiting workers (under the lock) on every return, and lets
   // the next one in line see the jobs this one left.
   struct Leave {
@@ -232,6 +234,7 @@ std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch() {
     uint64_t ticket;
     ~Leave() {
       batcher.waiting_workers_.erase(ticket);
+      batcher.waiting_first_choice_.erase(ticket);
       if (!batcher.urgent_.empty() || !batcher.routine_.empty()) {
         batcher.changed_.notify_all();
       }
@@ -240,8 +243,10 @@ std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch() {
   while (true) {
     changed_.wait(lock, [&] {
       const size_t queued = urgent_.size() + routine_.size();
-      return closed_ || queued > 1 ||
-             (queued == 1 && ticket == *waiting_workers_.rbegin());
+      const uint64_t lone_job_taker = waiting_first_choice_.empty()
+                                          ? *waiting_workers_.rbegin()
+                                          : *waiting_first_choice_.rbegin();
+      return closed_ || queued > 1 || (queued == 1 && ticket == lone_job_taker);
     });
     const absl::Time now = absl::Now();
     RemoveDeadJobs(urgent_, now, dead);

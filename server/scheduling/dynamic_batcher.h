@@ -75,11 +75,12 @@ class DynamicBatcher {
   absl::Status Enqueue(std::unique_ptr<SegmentJob> job);
 
   // Blocks until a batch is ready and returns it; returns an empty batch once
-  // closed and drained. With one job queued and several workers waiting, the
-  // one that began waiting last takes it: it ran a pass a moment ago, so its
-  // threads and caches are warm (on CPUs, handing alternate requests to
-  // alternate workers cost 13 ms of a 56 ms pass, docs/performance.md).
-  std::vector<std::unique_ptr<SegmentJob>> NextBatch();
+  // closed and drained. With one job queued and several workers waiting, a
+  // `first_choice` worker takes it, else the one that began waiting last: it
+  // ran a pass a moment ago, so its threads and caches are warm (on CPUs,
+  // handing alternate requests to alternate workers cost 13 ms of a 56 ms
+  // pass, docs/performance.md).
+  std::vector<std::unique_ptr<SegmentJob>> NextBatch(bool first_choice = false);
 
   // A job is being prepared and may be queued soon; EndExpectation once it
   // is queued (just before Enqueue) or will not be.
@@ -128,6 +129,7 @@ class DynamicBatcher {
   bool destroying_ = false;
   // Tickets of the workers waiting in NextBatch, in the order they came.
   std::set<uint64_t> waiting_workers_;
+  std::set<uint64_t> waiting_first_choice_;  // of those, first_choice
   uint64_t next_ticket_ = 0;
   std::thread reaper_;  // last: starts once the rest is built
 };

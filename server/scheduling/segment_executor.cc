@@ -204,7 +204,8 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
 }  // namespace
 
 SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
-    : shared_cpus_(options.set_threads ? options.shared_cpus : 0),
+    : slots_(std::max(1, options.slots)),
+      shared_cpus_(options.set_threads ? options.shared_cpus : 0),
       set_threads_(options.set_threads),
       batcher_(options.batcher) {
   if (options.finish_threads > 0) {
@@ -233,11 +234,19 @@ void SegmentExecutor::Stop() {
 void SegmentExecutor::WorkerLoop(int slot) {
   int threads = 0;  // this worker's intra-op threads, once set
   while (true) {
-    std::vector<std::unique_ptr<SegmentJob>> batch = batcher_.NextBatch();
+    // Worker 0 takes a lone job and only it widens past its plan's share:
+    // libgomp sleeps at every barrier instead of spinning once the process
+    // holds more OpenMP threads than CPUs, idle teams included, and a
+    // second worker that once widened would keep its idle team (a pass
+    // 5-13 % slower on two CPUs, docs/performance.md).
+    std::vector<std::unique_ptr<SegmentJob>> batch =
+        batcher_.NextBatch(/*first_choice=*/slot == 0);
     if (batch.empty()) return;  // closed and drained
     const int busy = ++busy_workers_;
     if (shared_cpus_ > 0) {
-      const int share = std::max(1, shared_cpus_ / busy);
+      const int plan_share = std::max(1, shared_cpus_ / slots_);
+      const int share =
+          slot == 0 ? std::max(plan_share, shared_cpus_ / busy) : plan_share;
       // Changing LibTorch's thread count rebuilds a thread pool: only when
       // the share moves.
       if (share != threads) set_threads_(threads = share);

@@ -29,10 +29,11 @@ struct ExecutorOptions {
   // for it, does it itself.
   int finish_threads = 0;
   // CPUs the workers share (0: their threads are left alone). Before each
-  // batch a worker takes its share, these CPUs divided among the workers
-  // busy at that moment, itself included: alone it runs a request on every
-  // CPU (the lowest latency), and under load each runs on its own share
-  // (independent passes, the highest throughput).
+  // batch worker 0, which takes any lone job, takes these CPUs divided among
+  // the workers busy at that moment, itself included: alone it runs a
+  // request on every CPU (the lowest latency), and under load on its own
+  // share (independent passes, the highest throughput). The other workers
+  // always run on their share, these CPUs divided among all workers.
   int shared_cpus = 0;
   // Sets the calling thread's intra-op threads; with shared_cpus.
   std::function<void(int threads)> set_threads;
@@ -65,6 +66,7 @@ class SegmentExecutor {
  private:
   void WorkerLoop(int slot);
 
+  const int slots_;
   const int shared_cpus_;
   const std::function<void(int)> set_threads_;
   std::atomic<int> busy_workers_{0};

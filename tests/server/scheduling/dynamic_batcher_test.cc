@@ -182,6 +182,29 @@ TEST_F(DynamicBatcherTest, ALoneRequestLeavesAfterTheDelay) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(40));
 }
 
+// A lone job goes to the first-choice worker even when another began
+// waiting after it.
+TEST_F(DynamicBatcherTest, ALoneJobGoesToTheFirstChoiceWorker) {
+  DynamicBatcher batcher(Options(4, absl::ZeroDuration()));
+  std::promise<void> first_waiting;
+  auto first = std::async(std::launch::async, [&] {
+    first_waiting.set_value();
+    return batcher.NextBatch(/*first_choice=*/true);
+  });
+  first_waiting.get_future().wait();
+  absl::SleepFor(absl::Milliseconds(50));  // in NextBatch
+  auto newest =
+      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(first.get()), std::vector<int>{1});
+  EXPECT_EQ(newest.wait_for(std::chrono::milliseconds(100)),
+            std::future_status::timeout);
+  batcher.Close();
+  EXPECT_TRUE(newest.get().empty());
+}
+
 BatcherOptions WaitingOnlyForExpected(size_t max_batch, absl::Duration delay) {
   BatcherOptions options = Options(max_batch, delay);
   options.wait_only_for_expected = true;
