@@ -217,6 +217,18 @@ TEST(DicomDecoderTest, RefusesHugeDimensionsBeforeDecompressing) {
               HasSubstr("exceeds"));
 }
 
+// DCMTK's scan of the first JPEG fragment for its precision loops forever
+// on a TEM marker before the frame header (a fuzzer find): refused first.
+TEST(DicomDecoderTest, RefusesAJpegFragmentThatDcmtksScanLoopsOn) {
+  const std::string found = testing::ReadFileBytes(
+      UNET_SOURCE_DIR
+      "/tests/fuzz/corpus/dicom_decoder/regression_hang_tem_marker.dcm");
+  ASSERT_FALSE(found.empty());
+  const absl::Status status = DecodeDicom(found, {}, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("TEM marker"));
+}
+
 // DCMTK allocates what a header declares: a file that declares 2 GB of
 // pixel data in a few hundred bytes is refused without that allocation
 // (the fuzzer's finds are in its corpus; it checks the allocation).
