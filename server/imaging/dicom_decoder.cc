@@ -302,33 +302,30 @@ absl::Status CheckJpegFrameHeader(const Uint8* bytes, size_t size,
 
 // DCMTK reads the precision from the first fragment by walking its markers
 // up to the frame header (DJCodecDecoder::scanJpegDataForBitDepth, DCMTK
-// 3.6.7) and never gets past a TEM marker (0xFF01): it loops forever, on a
-// fragment of 904 bytes the fuzzer found. Walks as it does and refuses a
-// fragment whose walk meets TEM; where the walk stops otherwise DCMTK
-// stops too.
+// 3.6.7), and on some markers it does not step on: it loops forever (two
+// fuzzer finds, a TEM marker and a reserved one). Walks the fragment as a
+// JPEG stream and accepts it only where the walk reaches the frame header
+// over markers that carry a length or are restarts, SOI or EOI; DCMTK could
+// decode nothing else anyway, as it finds no precision there.
 absl::Status CheckPrecisionScan(const Uint8* bytes, size_t size) {
   size_t at = 0;
-  while (at + 4 < size) {
-    const int marker = bytes[at] << 8 | bytes[at + 1];
-    if (marker == 0xFF01) {
-      return absl::InvalidArgumentError(
-          "a JPEG fragment of the DICOM pixel data has a TEM marker before its "
-          "frame header");
-    }
-    const bool start_of_frame = marker >= 0xFFC0 && marker <= 0xFFCF &&
-                                marker != 0xFFC4 && marker != 0xFFC8 &&
-                                marker != 0xFFCC;
+  while (at + 4 < size && bytes[at] == 0xFF) {
+    const Uint8 marker = bytes[at + 1];
+    const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF &&
+                                marker != 0xC4 && marker != 0xC8 &&
+                                marker != 0xCC;
     if (start_of_frame) return absl::OkStatus();
-    if (marker >= 0xFFD0 && marker <= 0xFFD9) {
+    if (marker >= 0xD0 && marker <= 0xD9) {
       at += 2;
-    } else if (bytes[at] == 0xFF && bytes[at + 1] > 0xBF &&
-               bytes[at + 1] < 0xFF) {
+    } else if (marker > 0xBF && marker < 0xFF) {
       at += 2 + (size_t{bytes[at + 2]} << 8 | bytes[at + 3]);
     } else {
-      return absl::OkStatus();  // DCMTK gives up here with an error
+      break;
     }
   }
-  return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "the first JPEG fragment of the DICOM pixel data does not lead to a "
+      "frame header");
 }
 
 // Checks every JPEG frame header of `data`'s encapsulated pixel data (the
