@@ -35,8 +35,7 @@ void CloseChunk(std::string& out, size_t start, const char* type) {
 absl::StatusOr<std::string> EncodeMaskPng(const cv::Mat& mask) {
   if (mask.type() != CV_8UC1 || mask.empty()) {
     return absl::InvalidArgumentError(
-        "a mask PNG takes an 8-bit 1-channel "
-        "image");
+        "a mask PNG takes an 8-bit 1-channel image");
   }
   // Each row behind its filter byte, 0: none.
   const size_t stride = 1 + static_cast<size_t>(mask.cols);
