@@ -4,8 +4,8 @@
 # trains a wider U-Net on the GPU and benchmarks the server against the raw
 # forward pass; every log and result goes into OUT (docs/gpu.md).
 #
-#   on the GPU machine, with .carry/ beside the tree (deps.tar.xz from
-#   ../shared/tools/offline-deps.sh, gtest.tar.xz, isbi/train):
+#   on the GPU machine, with .carry/ beside the tree (made here by
+#   scripts/pack_gpu_carry.sh: deps.tar.xz, devpkgs.tar.xz, isbi/train):
 #     scripts/gpu_check.sh "$OUT"                    # about 9 minutes
 #   here, to try the script itself on the CPU (Debian's LibTorch, build/):
 #     scripts/gpu_check.sh /tmp/gpu-check --cpu
@@ -42,7 +42,7 @@ if [[ $mode == gpu ]]; then
   deps=/opt/deps
   mkdir -p "$deps"
   tar -C "$deps" -xJf .carry/deps.tar.xz
-  tar -C "$deps" -xJf .carry/gtest.tar.xz
+  tar -C "$deps" -xJf .carry/devpkgs.tar.xz
   export LD_LIBRARY_PATH=$deps/lib:$deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
   export LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:$deps/lib
   export LDFLAGS=-Wl,-rpath-link,$deps/lib

@@ -2,8 +2,9 @@
 #define MODEL_IMAGING_MASK_PNG_H_
 
 // Writes masks as PNG faster than OpenCV: a mask is long runs of a few
-// labels, which zlib's run-length strategy at its fastest level compresses
-// well without a filter, where libpng also weighs a filter for every row.
+// labels, which compress well without a filter as runs alone
+// (run_deflate.h), where libpng weighs a filter for every row and zlib
+// searches every byte for a match.
 
 #include <string>
 

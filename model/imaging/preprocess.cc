@@ -35,69 +35,101 @@ int LeadingPad(const ModelConfig& config) {
   return arch.retain_dim() ? 0 : ContextMargin(arch.channels_size());
 }
 
-// Returns the `height` x `width` window of the endlessly mirrored image
-// whose top-left corner lies at (top, left) in the image's coordinates
-// (negative: in the mirrored border). REFLECT_101 mirrors about the edge
-// pixel, as the paper extrapolates, and reflects again where the border is
-// wider than the image. Each pixel is mapped against the whole image, so
-// that every window of one image agrees with every other (copyMakeBorder on
-// a part of the image would reflect about the part's edges when the border
-// is wider than the part). Contiguous columns are copied as runs.
-cv::Mat MirroredWindow(const cv::Mat& image, int top, int left, int height,
-                       int width) {
-  struct Run {
-    int to = 0, from = 0, length = 0;  // columns
-  };
+// A stretch of a window's rows or columns taken from one stretch of the
+// image's: forwards, or backwards where the window runs into a mirrored
+// border.
+struct Run {
+  int to = 0, from = 0, length = 0;
+  int step = 1;  // 1 or -1: from, from + step, ...
+};
+
+// The runs that make up the `size` rows (or columns) of the endlessly
+// mirrored image starting at `start` (negative: in the mirrored border), of
+// an image `image_size` long. REFLECT_101 mirrors about the edge pixel, as
+// the paper extrapolates, and reflects again where the border is wider than
+// the image. Each position is mapped against the whole image, so that every
+// window of one image agrees with every other (copyMakeBorder on a part of
+// the image would reflect about the part's edges when the border is wider
+// than the part).
+std::vector<Run> MirroredRuns(int start, int size, int image_size) {
   std::vector<Run> runs;
-  for (int x = 0; x < width; ++x) {
+  for (int i = 0; i < size; ++i) {
     const int from =
-        cv::borderInterpolate(left + x, image.cols, cv::BORDER_REFLECT_101);
-    if (!runs.empty() && runs.back().from + runs.back().length == from) {
-      ++runs.back().length;
-    } else {
-      runs.push_back({x, from, 1});
+        cv::borderInterpolate(start + i, image_size, cv::BORDER_REFLECT_101);
+    if (!runs.empty()) {
+      Run& last = runs.back();
+      const int next = last.from + last.step * last.length;
+      if (from == next) {
+        ++last.length;
+        continue;
+      }
+      if (last.length == 1 && from == last.from - 1) {
+        last.step = -1;
+        ++last.length;
+        continue;
+      }
     }
+    runs.push_back({i, from, 1, 1});
   }
-  cv::Mat window(height, width, image.type());
-  const size_t pixel = image.elemSize();
-  for (int y = 0; y < height; ++y) {
-    const uint8_t* source = image.ptr<uint8_t>(
-        cv::borderInterpolate(top + y, image.rows, cv::BORDER_REFLECT_101));
-    uint8_t* row = window.ptr<uint8_t>(y);
-    for (const Run& run : runs) {
-      std::memcpy(row + run.to * pixel, source + run.from * pixel,
-                  run.length * pixel);
-    }
+  return runs;
+}
+
+// The first and one past the last position `runs` take from.
+std::pair<int, int> Span(const std::vector<Run>& runs) {
+  int low = runs.front().from, high = low + 1;
+  for (const Run& run : runs) {
+    const int last = run.from + run.step * (run.length - 1);
+    low = std::min({low, run.from, last});
+    high = std::max({high, run.from + 1, last + 1});
   }
-  return window;
+  return {low, high};
 }
 
 // Fills `prepared.chw` with the `prepared.padded_height` x `padded_width`
-// window at (top, left) of the mirrored image, normalised. Padding at the
-// image's own depth and converting once, straight into the CHW buffer,
-// keeps one float copy of the input instead of four. May throw
+// window at (top, left) of the mirrored image, normalised:
+// (value * unit - mean) / std. The part of the image the window takes is
+// normalised once, plane by plane (OpenCV's vectorised conversion), and
+// then copied run by run into the network's input. May throw
 // std::bad_alloc and cv::Exception.
 void FillWindow(const cv::Mat& image, const ModelConfig& config, int top,
                 int left, PreparedImage& prepared) {
   const int height = prepared.padded_height, width = prepared.padded_width;
-  cv::Mat padded = MirroredWindow(image, top, left, height, width);
+  const std::vector<Run> rows = MirroredRuns(top, height, image.rows);
+  const std::vector<Run> columns = MirroredRuns(left, width, image.cols);
+  const auto [first_row, end_row] = Span(rows);
+  const auto [first_column, end_column] = Span(columns);
+  const cv::Mat taken =
+      image(cv::Range(first_row, end_row), cv::Range(first_column, end_column));
   std::vector<cv::Mat> planes;
-  if (padded.channels() == 1) {
-    planes.push_back(std::move(padded));  // already its only plane
+  if (taken.channels() == 1) {
+    planes.push_back(taken);  // already its only plane
   } else {
-    cv::split(padded, planes);
+    cv::split(taken, planes);
   }
-  padded.release();
   const size_t plane_size = static_cast<size_t>(height) * width;
   prepared.chw.resize(plane_size * planes.size());
   const double unit = ScaleToUnitRange(image.depth());
+  cv::Mat normalised;
   for (size_t c = 0; c < planes.size(); ++c) {
     const double mean = PerChannel(config.normalization().mean(), c, 0.0f);
     const double std = PerChannel(config.normalization().std(), c, 1.0f);
-    cv::Mat plane(height, width, CV_32F, prepared.chw.data() + c * plane_size);
-    // (v * unit - mean) / std in one pass.
-    planes[c].convertTo(plane, CV_32F, unit / std, -mean / std);
-    planes[c].release();
+    planes[c].convertTo(normalised, CV_32F, unit / std, -mean / std);
+    float* plane = prepared.chw.data() + c * plane_size;
+    for (const Run& row_run : rows) {
+      for (int r = 0; r < row_run.length; ++r) {
+        const float* source =
+            normalised.ptr<float>(row_run.from + row_run.step * r - first_row);
+        float* row = plane + static_cast<size_t>(row_run.to + r) * width;
+        for (const Run& run : columns) {
+          const float* from = source + (run.from - first_column);
+          if (run.step == 1) {
+            std::memcpy(row + run.to, from, run.length * sizeof(float));
+          } else {
+            for (int i = 0; i < run.length; ++i) row[run.to + i] = from[-i];
+          }
+        }
+      }
+    }
   }
 }
 

@@ -1,5 +1,8 @@
 #include "model/imaging/preprocess.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "model/unet_geometry.h"
 
@@ -80,6 +83,75 @@ TEST(PreprocessTest, LaysOutChannelsPlaneByPlane) {
   EXPECT_FLOAT_EQ(prepared->chw[0], 0.0f);
   EXPECT_FLOAT_EQ(prepared->chw[plane], 0.2f);
   EXPECT_FLOAT_EQ(prepared->chw[2 * plane], 1.0f);
+}
+
+// Every pixel of every window, against the mirrored image read pixel by
+// pixel: windows inside the image, across its edges, and far wider than it
+// (mirrored again), of 1 and 3 channels at each depth the decoders make.
+TEST(PreprocessTest, WindowsAgreeWithTheMirroredImagePixelByPixel) {
+  struct Window {
+    int top, left, height, width;
+  };
+  const std::vector<Window> windows = {{0, 0, 4, 4},  {-3, -2, 12, 9},
+                                       {5, 6, 6, 9},  {-20, -30, 60, 70},
+                                       {9, 12, 8, 5}, {-1, 10, 3, 40}};
+  for (int channels : {1, 3}) {
+    for (int depth : {CV_8U, CV_16U, CV_32F}) {
+      cv::Mat image(11, 17, CV_MAKETYPE(depth, channels));
+      cv::randu(image, 0, depth == CV_32F ? 1 : depth == CV_8U ? 256 : 65536);
+      ModelConfig config = SeedConfig(channels);
+      for (float mean : {0.1f, 0.2f, 0.3f}) {
+        config.mutable_normalization()->add_mean(mean);
+      }
+      for (float std : {0.5f, 2.0f, 4.0f}) {
+        config.mutable_normalization()->add_std(std);
+      }
+      if (channels == 1) {
+        config.mutable_normalization()->mutable_mean()->Truncate(1);
+        config.mutable_normalization()->mutable_std()->Truncate(1);
+      }
+      const double unit = depth == CV_8U    ? 1 / 255.0
+                          : depth == CV_16U ? 1 / 65535.0
+                                            : 1.0;
+      for (const Window& w : windows) {
+        InputWindow window;
+        window.input_top = w.top;
+        window.input_left = w.left;
+        window.input_height = w.height;
+        window.input_width = w.width;
+        window.written_top = std::max(w.top, 0);
+        window.written_left = std::max(w.left, 0);
+        window.written_height = 1;
+        window.written_width = 1;
+        const auto prepared = PrepareWindow(image, config, window);
+        ASSERT_TRUE(prepared.ok()) << prepared.status();
+        ASSERT_EQ(prepared->chw.size(),
+                  size_t{1} * channels * w.height * w.width);
+        cv::Mat planes[3];
+        cv::Mat as_double;
+        image.convertTo(as_double, CV_64F);
+        cv::split(as_double, planes);
+        for (int c = 0; c < channels; ++c) {
+          const double mean = config.normalization().mean(c);
+          const double std = config.normalization().std(c);
+          for (int y = 0; y < w.height; ++y) {
+            for (int x = 0; x < w.width; ++x) {
+              const int row = cv::borderInterpolate(w.top + y, image.rows,
+                                                    cv::BORDER_REFLECT_101);
+              const int column = cv::borderInterpolate(w.left + x, image.cols,
+                                                       cv::BORDER_REFLECT_101);
+              const double value = planes[c].at<double>(row, column);
+              ASSERT_NEAR(
+                  prepared->chw[(size_t{1} * c * w.height + y) * w.width + x],
+                  (value * unit - mean) / std, 1e-5)
+                  << "channels " << channels << " depth " << depth << " window "
+                  << w.top << "," << w.left << " at " << y << "," << x;
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(PreprocessTest, RejectsAChannelCountTheModelDoesNotTake) {

@@ -1,0 +1,23 @@
+#ifndef MODEL_IMAGING_RUN_DEFLATE_H_
+#define MODEL_IMAGING_RUN_DEFLATE_H_
+
+// A zlib stream for data made of long runs of one byte, such as a mask's
+// rows, written in a single pass that looks only for runs: each run is a
+// literal and then matches at distance 1 of up to 258 bytes each, all under
+// deflate's fixed Huffman codes. zlib's own run-length strategy finds the
+// same matches but tests every byte and builds Huffman tables: for a
+// 512x512 mask it took 0.6 ms where this takes well under 0.1 ms, for
+// output about a third larger (docs/performance.md).
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace unet {
+
+// `bytes` as a zlib stream (RFC 1950) that any inflater reads back.
+std::string DeflateRuns(absl::string_view bytes);
+
+}  // namespace unet
+
+#endif  // MODEL_IMAGING_RUN_DEFLATE_H_
