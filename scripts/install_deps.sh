@@ -16,12 +16,11 @@ build_packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libopencv-dev libabsl-dev prometheus-cpp-dev libssl-dev libdcmtk-dev
-  libdeflate-dev
 )
 runtime_packages=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libopencv-core406
   libopencv-imgproc406 libopencv-imgcodecs406 libprometheus-cpp-core1.0
-  libcivetweb1 libssl3 libdcmtk17 libdeflate0 ca-certificates curl
+  libcivetweb1 libssl3 libdcmtk17 ca-certificates curl
 )
 if [[ ${UNET_DEBIAN_TORCH:-1} == 1 ]]; then
   # oneDNN's headers: Debian's LibTorch links it as a shared library, and

@@ -1,6 +1,6 @@
 #include "model/imaging/mask_png.h"
 
-#include <libdeflate.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <vector>
@@ -25,7 +25,10 @@ void CloseChunk(std::string& out, size_t start, const char* type) {
   AppendUint32(header, static_cast<uint32_t>(length));
   header.append(type, 4);
   out.replace(start, 8, header);
-  AppendUint32(out, libdeflate_crc32(0, out.data() + start + 4, length + 4));
+  const uLong crc =
+      crc32(0, reinterpret_cast<const Bytef*>(out.data() + start + 4),
+            static_cast<uInt>(length + 4));
+  AppendUint32(out, static_cast<uint32_t>(crc));
 }
 
 }  // namespace

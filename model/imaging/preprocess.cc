@@ -88,8 +88,9 @@ std::pair<int, int> Span(const std::vector<Run>& runs) {
 // Fills `prepared.chw` with the `prepared.padded_height` x `padded_width`
 // window at (top, left) of the mirrored image, normalised:
 // (value * unit - mean) / std. The part of the image the window takes is
-// normalised once, plane by plane (OpenCV's vectorised conversion), and
-// then copied run by run into the network's input. May throw
+// normalised once, a plane at a time (OpenCV's vectorised conversion), and
+// then copied run by run into the network's input: besides the input, one
+// float plane of that part is held while it lasts. May throw
 // std::bad_alloc and cv::Exception.
 void FillWindow(const cv::Mat& image, const ModelConfig& config, int top,
                 int left, PreparedImage& prepared) {
@@ -207,6 +208,7 @@ absl::StatusOr<PreparedImage> PrepareWindow(const cv::Mat& image,
       (written & cv::Rect(0, 0, image.cols, image.rows)) != written) {
     return absl::InternalError("a window must write pixels of the image");
   }
+  if (input.empty()) return absl::InternalError("a window must take pixels");
   return Contained([&] {
     PreparedImage prepared;
     prepared.channels = image.channels();

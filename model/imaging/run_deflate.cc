@@ -1,6 +1,6 @@
 #include "model/imaging/run_deflate.h"
 
-#include <libdeflate.h>
+#include <zlib.h>
 
 #include <array>
 #include <cstdint>
@@ -107,7 +107,9 @@ class BitWriter {
 };
 
 // The length of the run of `bytes[0]` at the front of `bytes` (at least 1),
-// compared eight bytes at a time.
+// compared eight bytes at a time: the lowest differing byte of a
+// little-endian word is the first.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);
 size_t RunLength(const uint8_t* bytes, size_t size) {
   const uint64_t repeated = bytes[0] * 0x0101010101010101ull;
   size_t length = 1;
@@ -146,7 +148,8 @@ std::string DeflateRuns(absl::string_view bytes) {
   }
   writer.Write(tables.end_of_block);
   writer.Flush();
-  const uint32_t adler = libdeflate_adler32(1, bytes.data(), bytes.size());
+  const uint32_t adler = static_cast<uint32_t>(
+      adler32_z(1, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
   const char checksum[4] = {
       static_cast<char>(adler >> 24), static_cast<char>(adler >> 16),
       static_cast<char>(adler >> 8), static_cast<char>(adler)};

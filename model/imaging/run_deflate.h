@@ -5,9 +5,10 @@
 // rows, written in a single pass that looks only for runs: each run is a
 // literal and then matches at distance 1 of up to 258 bytes each, all under
 // deflate's fixed Huffman codes. zlib's own run-length strategy finds the
-// same matches but tests every byte and builds Huffman tables: for a
-// 512x512 mask it took 0.6 ms where this takes well under 0.1 ms, for
-// output about a third larger (docs/performance.md).
+// same matches but tests every byte and builds Huffman tables: the test
+// slice's 512 x 512 mask PNG took 0.60 ms with it and takes 0.26 with this,
+// at 17 KB instead of 12 (docs/performance.md). Noise grows to at most 9/8
+// of its size.
 
 #include <string>
 

@@ -3,8 +3,9 @@
 
 // A fast path for the PNGs imaging pipelines send most: one channel, 8 or 16
 // bits, not interlaced. libpng, through OpenCV, unfilters these with generic
-// code: the benchmark's 512 x 512 EM slice (Paeth-filtered) took it 2.9 ms,
-// 1.05 of them inflating; this path takes 2.1.
+// code and inflates a row at a time: the benchmark's 512 x 512 EM slice
+// (Paeth-filtered) took it 2.9 ms; this path takes about 1.4
+// (docs/performance.md).
 
 #include <opencv2/core.hpp>
 #include <optional>

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/imaging/png_chunks.h"
 #include "tests/server/imaging/png_test_chunks.h"
 
 namespace unet {
@@ -206,6 +207,39 @@ TEST(DecodeGrayPngTest, DeclinesAStreamReachingBeyondItsDeclaredWindow) {
   EXPECT_TRUE(OpenCvDecode(png).empty());
   // A window that holds the whole image: every reference is within it.
   ExpectSameAsOpenCv(narrow.Write(RandomImage(8, 8, CV_8UC1, 2)));
+}
+
+// Streams that a looser inflater (libdeflate) decodes and zlib refuses, as
+// libpng does: a fixed-code block with length symbol 286, which zlib calls
+// an invalid code (a review's find against a libdeflate version). And a
+// stream far too short to fill the image it declares, declined before the
+// image's memory is taken.
+TEST(DecodeGrayPngTest, DeclinesStreamsZlibRefusesOrThatCannotFillTheImage) {
+  std::string png = std::string(kPngSignature);
+  std::string header;
+  AppendPngUint32(header, 258);
+  AppendPngUint32(header, 1);
+  header += "\x08\0\0\0\0"s;
+  png += PngChunkBytes("IHDR", header);
+  png += PngChunkBytes("IDAT", "\x78\x01\x63\x18\x03\x00\x01\x03\x00\x01"s);
+  png += PngChunkBytes("IEND", "");
+  EXPECT_FALSE(DecodeGrayPng(png, kLimits).has_value());
+  EXPECT_TRUE(OpenCvDecode(png).empty());
+
+  PngWriter writer;
+  writer.filter_of_row = [](int) { return 0; };
+  std::string tiny = writer.Write(cv::Mat(4, 4, CV_8UC1, cv::Scalar(0)));
+  // The same stream, under a header that declares 4096 x 4096 pixels.
+  const std::string big_header = [] {
+    std::string h;
+    AppendPngUint32(h, 4096);
+    AppendPngUint32(h, 4096);
+    return h + "\x08\0\0\0\0"s;
+  }();
+  const size_t ihdr = kPngSignature.size();
+  tiny.replace(ihdr, 25, PngChunkBytes("IHDR", big_header));
+  EXPECT_FALSE(DecodeGrayPng(tiny, kLimits).has_value());
+  EXPECT_TRUE(OpenCvDecode(tiny).empty());
 }
 
 TEST(DecodeGrayPngTest, DeclinesWhatItDoesNotKnowForOpenCvToDecide) {
