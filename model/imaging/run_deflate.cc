@@ -72,36 +72,38 @@ const Tables& FixedTables() {
   return tables;
 }
 
-// Packs codes into bytes, least significant bit first.
+// Packs codes into bytes, least significant bit first, into a buffer
+// large enough for all of them.
 class BitWriter {
  public:
-  explicit BitWriter(std::string& out) : out_(out) {}
+  explicit BitWriter(char* out) : next_(out) {}
 
   void Write(Code code) {
     pending_ |= uint64_t{code.bits} << count_;
     count_ += code.length;
     if (count_ >= 32) {
       const uint32_t word = static_cast<uint32_t>(pending_);
-      char bytes[4] = {static_cast<char>(word), static_cast<char>(word >> 8),
-                       static_cast<char>(word >> 16),
-                       static_cast<char>(word >> 24)};
-      out_.append(bytes, 4);
+      const char bytes[4] = {
+          static_cast<char>(word), static_cast<char>(word >> 8),
+          static_cast<char>(word >> 16), static_cast<char>(word >> 24)};
+      std::memcpy(next_, bytes, 4);
+      next_ += 4;
       pending_ >>= 32;
       count_ -= 32;
     }
   }
 
-  // Writes what is pending, the last byte padded with zero bits.
-  void Flush() {
+  // Writes what is pending, the last byte padded with zero bits, and
+  // returns the end of what was written.
+  char* Flush() {
     for (; count_ > 0; count_ -= 8, pending_ >>= 8) {
-      out_.push_back(static_cast<char>(pending_));
+      *next_++ = static_cast<char>(pending_);
     }
-    count_ = 0;
-    pending_ = 0;
+    return next_;
   }
 
  private:
-  std::string& out_;
+  char* next_;
   uint64_t pending_ = 0;
   int count_ = 0;
 };
@@ -129,11 +131,12 @@ size_t RunLength(const uint8_t* bytes, size_t size) {
 std::string DeflateRuns(absl::string_view bytes) {
   const Tables& tables = FixedTables();
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  std::string out;
-  // A literal is at most 9 bits: this much is never outgrown.
-  out.reserve(bytes.size() / 8 * 9 + 16);
-  out.append("\x78\x01", 2);  // deflate, 32 KiB window, no dictionary
-  BitWriter writer(out);
+  // Two header bytes, 3 bits of block header, at most 9 bits a byte, 7 of
+  // end of block, the padding and the checksum.
+  std::string out(2 + (3 + 9 * bytes.size() + 7 + 7) / 8 + 4, '\0');
+  out[0] = '\x78';  // deflate, 32 KiB window
+  out[1] = '\x01';  // no dictionary, header check
+  BitWriter writer(out.data() + 2);
   writer.Write({0b011, 3});  // the final block, fixed Huffman codes
   for (size_t at = 0; at < bytes.size();) {
     size_t run = RunLength(data + at, bytes.size() - at);
@@ -147,7 +150,7 @@ std::string DeflateRuns(absl::string_view bytes) {
     for (; run > 0; --run) writer.Write(tables.literal[data[at - run]]);
   }
   writer.Write(tables.end_of_block);
-  writer.Flush();
+  out.resize(writer.Flush() - out.data());
   const uint32_t adler = static_cast<uint32_t>(
       adler32_z(1, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
   const char checksum[4] = {

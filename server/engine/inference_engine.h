@@ -38,6 +38,13 @@ LabelTensor ArgMaxOverClasses(const float* logits,
                               const std::array<int64_t, 4>& shape,
                               const std::array<int64_t, 4>& strides);
 
+// Writes the rows [first_row, end_row) of ArgMaxOverClasses's output into
+// `labels` (all N x H x W of it), counting rows over the images (n * H + y):
+// parts of one output can be made on several threads.
+void ArgMaxRows(const float* logits, const std::array<int64_t, 4>& shape,
+                const std::array<int64_t, 4>& strides, int64_t first_row,
+                int64_t end_row, uint8_t* labels);
+
 // One loaded model version on one device. Forward may be called from one
 // thread at a time.
 class InferenceEngine {

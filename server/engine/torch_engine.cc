@@ -113,9 +113,21 @@ class TorchEngine final : public InferenceEngine {
             // masked_fill per class 1.7 ms, this 0.24 ms.
             const torch::Tensor scores = logits.to(torch::kFloat32);
             const auto size = scores.sizes(), stride = scores.strides();
-            return ArgMaxOverClasses(
-                scores.data_ptr<float>(), {size[0], size[1], size[2], size[3]},
-                {stride[0], stride[1], stride[2], stride[3]});
+            const std::array<int64_t, 4> shape = {size[0], size[1], size[2],
+                                                  size[3]};
+            const std::array<int64_t, 4> strides = {stride[0], stride[1],
+                                                    stride[2], stride[3]};
+            LabelTensor labels{{size[0], size[2], size[3]}, {}};
+            labels.values.resize(size[0] * size[2] * size[3]);
+            // On all of the worker's intra-op threads: a lone request's
+            // pass has two on this machine, and one did it in 0.24 ms.
+            at::parallel_for(0, size[0] * size[2], /*grain_size=*/16,
+                             [&](int64_t begin, int64_t end) {
+                               ArgMaxRows(scores.data_ptr<float>(), shape,
+                                          strides, begin, end,
+                                          labels.values.data());
+                             });
+            return labels;
           }
           // The arg max on the device: one byte a pixel crosses the bus.
           const torch::Tensor host =

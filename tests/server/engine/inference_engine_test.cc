@@ -64,6 +64,25 @@ TEST(ArgMaxOverClassesTest, PicksTheLargestClassInEitherLayout) {
   }
 }
 
+// Rows made in parts, as a worker's intra-op threads make them, add up to
+// the whole output, across the images' boundary too.
+TEST(ArgMaxOverClassesTest, RowsMadeInPartsAreTheWhole) {
+  Logits logits({3, 3, 7, 4});
+  std::mt19937 random(11);
+  std::normal_distribution<float> normal;
+  for (float& value : logits.nchw) value = normal(random);
+  const LabelTensor whole =
+      ArgMaxOverClasses(logits.nchw.data(), logits.shape, logits.NchwStrides());
+  for (int64_t cut : {1, 5, 7, 10, 20}) {
+    std::vector<uint8_t> parts(whole.values.size(), 255);
+    ArgMaxRows(logits.nchw.data(), logits.shape, logits.NchwStrides(), 0, cut,
+               parts.data());
+    ArgMaxRows(logits.nchw.data(), logits.shape, logits.NchwStrides(), cut,
+               3 * 7, parts.data());
+    EXPECT_EQ(parts, whole.values) << cut;
+  }
+}
+
 // As LibTorch's argmax(1), so that a pixel gets the same class on a GPU
 // (where argmax runs) and on the host.
 TEST(ArgMaxOverClassesTest, TiesGoToTheLowerClassAndTheFirstNaNWins) {
