@@ -247,6 +247,13 @@ absl::Status ParseWithinTheBytes(absl::string_view bytes,
   return status;
 }
 
+// Whether `marker` starts a frame header (SOF0-SOF15 of ITU T.81 B.1.1.3;
+// C4, C8 and CC are DHT, JPG and DAC).
+bool IsStartOfFrame(Uint8 marker) {
+  return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+         marker != 0xCC;
+}
+
 // Checks the header of one JPEG frame (ITU T.81 B.2) up to its first scan:
 // exactly one frame header, of the image's size and components, before the
 // scan. DCMTK's IJG decoder runs for minutes on a scan with no frame header
@@ -275,14 +282,11 @@ absl::Status CheckJpegFrameHeader(const Uint8* bytes, size_t size,
     if (length < 2 || at + length > size) {
       return refuse("has a marker longer than the frame");
     }
-    const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF &&
-                                marker != 0xC4 && marker != 0xC8 &&
-                                marker != 0xCC;
     if (marker == 0xDA) {
       return frame_header ? absl::OkStatus()
                           : refuse("has a scan before its frame header");
     }
-    if (start_of_frame) {
+    if (IsStartOfFrame(marker)) {
       if (frame_header) return refuse("has two frame headers");
       if (length < 8) return refuse("has a short frame header");
       const int height = bytes[at + 3] << 8 | bytes[at + 4];
@@ -311,10 +315,7 @@ absl::Status CheckPrecisionScan(const Uint8* bytes, size_t size) {
   size_t at = 0;
   while (at + 4 < size && bytes[at] == 0xFF) {
     const Uint8 marker = bytes[at + 1];
-    const bool start_of_frame = marker >= 0xC0 && marker <= 0xCF &&
-                                marker != 0xC4 && marker != 0xC8 &&
-                                marker != 0xCC;
-    if (start_of_frame) return absl::OkStatus();
+    if (IsStartOfFrame(marker)) return absl::OkStatus();
     if (marker >= 0xD0 && marker <= 0xD9) {
       at += 2;
     } else if (marker > 0xBF && marker < 0xFF) {

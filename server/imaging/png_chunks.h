@@ -9,10 +9,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "model/imaging/png_chunk_writer.h"  // kPngSignature
 
 namespace unet {
-
-inline constexpr absl::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
 
 // A PNG's unsigned 32-bit integers are big-endian.
 uint32_t PngUint32(const char* bytes);

@@ -30,7 +30,6 @@ int StandardPaeth(int a, int b, int c) {
   return pb <= pc ? b : c;
 }
 
-using testing::AppendPngUint32;
 using testing::PngChunkBytes;
 // A grayscale PNG written chunk by chunk, so that tests can choose each
 // row's filter, how the data is split and what else the file holds.
