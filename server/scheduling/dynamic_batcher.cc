@@ -189,6 +189,11 @@ int64_t DynamicBatcher::queue_bytes() {
   return queued_bytes_;
 }
 
+size_t DynamicBatcher::waiting_workers() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return waiting_workers_.size();
+}
+
 void DynamicBatcher::RemoveDeadJobs(
     Lane& lane, absl::Time now,
     std::vector<std::unique_ptr<SegmentJob>>& dead) {

@@ -92,6 +92,8 @@ class DynamicBatcher {
 
   size_t queue_depth();
   int64_t queue_bytes();
+  // Workers waiting in NextBatch for a job.
+  size_t waiting_workers();
 
  private:
   using Lane = std::deque<std::unique_ptr<SegmentJob>>;

@@ -62,6 +62,7 @@ class SegmentExecutor {
 
   size_t queue_depth() { return batcher_.queue_depth(); }
   int64_t queue_bytes() { return batcher_.queue_bytes(); }
+  size_t waiting_workers() { return batcher_.waiting_workers(); }
 
  private:
   void WorkerLoop(int slot);
