@@ -2,9 +2,13 @@
 
 #include <zlib.h>
 
-#include <algorithm>
-
 namespace unet {
+
+uint32_t PngChunkCrc(absl::string_view type_and_data) {
+  return static_cast<uint32_t>(
+      crc32_z(0, reinterpret_cast<const Bytef*>(type_and_data.data()),
+              type_and_data.size()));
+}
 
 void AppendPngUint32(std::string& out, uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) {
@@ -18,15 +22,7 @@ void AppendPngChunk(std::string& out, absl::string_view type,
   const size_t typed = out.size();
   out.append(type.data(), type.size());
   out.append(data.data(), data.size());
-  // The CRC covers the type and the data; zlib counts in 32 bits a call.
-  uLong crc = crc32(0, nullptr, 0);
-  for (size_t at = typed; at < out.size();) {
-    const size_t piece = std::min<size_t>(out.size() - at, uInt{1} << 30);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(out.data() + at),
-                static_cast<uInt>(piece));
-    at += piece;
-  }
-  AppendPngUint32(out, static_cast<uint32_t>(crc));
+  AppendPngUint32(out, PngChunkCrc(absl::string_view(out).substr(typed)));
 }
 
 }  // namespace unet

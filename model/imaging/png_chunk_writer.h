@@ -14,6 +14,9 @@ namespace unet {
 
 inline constexpr absl::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
 
+// The CRC a chunk stores: of its type and data, which lie side by side.
+uint32_t PngChunkCrc(absl::string_view type_and_data);
+
 // A PNG's unsigned 32-bit integers are big-endian.
 void AppendPngUint32(std::string& out, uint32_t value);
 

@@ -7,7 +7,7 @@
 // deflate's fixed Huffman codes. zlib's own run-length strategy finds the
 // same matches but tests every byte and builds Huffman tables to fit the
 // data: the test slice's 512 x 512 mask PNG took 0.60 ms with it and takes
-// 0.2 with this, at 26 KB instead of 12 (a run costs about 21 bits under
+// 0.25 with this, at 26 KB instead of 12 (a run costs about 21 bits under
 // the fixed codes; docs/performance.md). Noise grows to at most 9/8 of its
 // size.
 

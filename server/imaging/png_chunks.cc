@@ -1,7 +1,5 @@
 #include "server/imaging/png_chunks.h"
 
-#include <zlib.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
@@ -20,8 +18,8 @@ uint32_t PngUint32(const char* bytes) {
 
 bool PngChunk::CrcIsRight() const {
   // The type and the data lie side by side in the file.
-  return crc32(0, reinterpret_cast<const Bytef*>(type.data()),
-               static_cast<uInt>(type.size() + data.size())) == crc;
+  return PngChunkCrc(
+             absl::string_view(type.data(), type.size() + data.size())) == crc;
 }
 
 std::optional<PngChunk> NextPngChunk(absl::string_view& rest) {

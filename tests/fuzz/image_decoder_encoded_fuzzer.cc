@@ -3,8 +3,6 @@
 // then OpenCV's PNG, TIFF, JPEG and BMP readers under the limits the server
 // runs with.
 
-#include <zlib.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -83,9 +81,8 @@ std::string WithChunkCrcsRight(std::string bytes) {
   if (!absl::StartsWith(bytes, unet::kPngSignature)) return bytes;
   absl::string_view rest = absl::string_view(bytes).substr(8);
   while (const std::optional<unet::PngChunk> chunk = unet::NextPngChunk(rest)) {
-    const uint32_t crc = crc32(  // the type and the data, side by side
-        0, reinterpret_cast<const Bytef*>(chunk->type.data()),
-        static_cast<uInt>(4 + chunk->data.size()));
+    const uint32_t crc = unet::PngChunkCrc(  // type and data, side by side
+        absl::string_view(chunk->type.data(), 4 + chunk->data.size()));
     // The CRC follows the data.
     const size_t at = chunk->data.data() + chunk->data.size() - bytes.data();
     for (int i = 0; i < 4; ++i) {
