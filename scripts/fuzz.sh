@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
 # SECONDS_PER_TARGET defaults to 60; TARGETs (image_decoder_encoded,
-# image_decoder_raw, dicom_decoder, model_config) to all. FUZZ_JOBS=N runs N fuzzing
+# image_decoder_raw, dicom_decoder, zlib_inflate, model_config) to all. FUZZ_JOBS=N runs N fuzzing
 # processes per target (libFuzzer -fork=N), for long runs; FUZZ_RUNS=N stops
 # a target after N executions, if that comes before SECONDS_PER_TARGET.
 #
@@ -20,7 +20,8 @@ seconds=${1:-60}
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(image_decoder_encoded image_decoder_raw dicom_decoder model_config)
+  targets=(image_decoder_encoded image_decoder_raw dicom_decoder zlib_inflate
+    model_config)
 fi
 jobs=${FUZZ_JOBS:-1}
 

@@ -1,15 +1,14 @@
 #include "server/imaging/gray_png_decoder.h"
 
-#include <zlib.h>
-
-#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
-#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/types/span.h"
 #include "server/imaging/png_chunks.h"
+#include "server/imaging/zlib_inflate.h"
 
 namespace unet {
 namespace {
@@ -34,78 +33,6 @@ bool ChangesNoPixel(absl::string_view type, bool after_image_data) {
   }
   return type == "pHYs" && !after_image_data;
 }
-
-// Inflates the concatenated data of the IDAT chunks, a row at a time.
-// zlib, as libpng: libdeflate inflated the test slice in 0.58 ms against
-// zlib's 0.91, but accepts codes zlib refuses (length symbols 286 and 287,
-// distance codes 30 and 31), so that it would decode PNGs OpenCV refuses.
-class RowInflater {
- public:
-  explicit RowInflater(std::vector<absl::string_view> parts)
-      : parts_(std::move(parts)) {}
-  ~RowInflater() {
-    if (ready_) inflateEnd(&stream_);
-  }
-  RowInflater(const RowInflater&) = delete;
-  RowInflater& operator=(const RowInflater&) = delete;
-
-  bool Init() { return ready_ = inflateInit(&stream_) == Z_OK; }
-
-  // Fills `out` with the stream's next `size` bytes.
-  bool Read(uint8_t* out, size_t size) {
-    stream_.next_out = out;
-    stream_.avail_out = static_cast<uInt>(size);
-    while (stream_.avail_out > 0) {
-      if (ended_ || !Step()) return false;
-    }
-    return true;
-  }
-
-  // Whether the stream ends exactly here: no byte of output more, its
-  // checksum right, and no byte of input left.
-  bool EndsHere() {
-    uint8_t extra = 0;
-    while (!ended_) {
-      stream_.next_out = &extra;
-      stream_.avail_out = 1;
-      if (!Step() || stream_.avail_out == 0) return false;
-    }
-    return stream_.avail_in == 0 && !NextPart();
-  }
-
- private:
-  // Inflates what it can; false when the stream is corrupt (or asks for a
-  // dictionary, or memory ran out) or nothing moved because the input is
-  // spent. inflate may still hold input it has read but not yet written
-  // out, so it runs even when no input is left.
-  bool Step() {
-    if (stream_.avail_in == 0) NextPart();
-    const uInt in = stream_.avail_in, out = stream_.avail_out;
-    const int result = inflate(&stream_, Z_NO_FLUSH);
-    if (result == Z_STREAM_END) return ended_ = true;
-    if (result != Z_OK && result != Z_BUF_ERROR) return false;
-    return stream_.avail_in != in || stream_.avail_out != out;
-  }
-
-  // Moves the input to the next non-empty part.
-  bool NextPart() {
-    while (next_part_ < parts_.size()) {
-      const absl::string_view part = parts_[next_part_++];
-      if (part.empty()) continue;
-      stream_.next_in =
-          reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
-      stream_.avail_in = static_cast<uInt>(part.size());
-      return true;
-    }
-    return false;
-  }
-
-  std::vector<absl::string_view> parts_;
-  size_t next_part_ = 0;
-  z_stream stream_{};
-  bool ready_ = false;
-  bool ended_ = false;
-};
 
 // The Paeth predictor, as stb_image writes it: equal to the standard's
 // (checked on every input in the tests' reference), with a shorter chain of
@@ -260,40 +187,36 @@ std::optional<cv::Mat> Decode(absl::string_view bytes,
       (size_t{1} << window_log) < size_t{height} * (1 + row_size)) {
     return std::nullopt;
   }
-  cv::Mat image(static_cast<int>(height), static_cast<int>(width),
-                bit_depth == 8 ? CV_8UC1 : CV_16UC1);
-  // Rows are inflated many at a time: zlib's fast loop stops 258 bytes
-  // short of the end of the output it is given, and for a row at a time
-  // that was half of every 512-byte row. Each row is its filter byte, then
-  // the row; `above` is the row before the block, unfiltered.
+  // The whole stream at once, into the filtered rows (each its filter
+  // byte, then the row), unfiltered in place: zlib, a block at a time,
+  // took 0.2 ms longer for the test slice (docs/performance.md).
   const size_t stride = 1 + row_size;
-  const size_t rows_per_read = std::max<size_t>(1, (size_t{1} << 16) / stride);
-  std::vector<uint8_t> block(rows_per_read * stride), above(stride, 0);
-  RowInflater stream(std::move(image_data));
-  if (!stream.Init()) return std::nullopt;
-  for (int y = 0; y < image.rows;) {
-    const size_t count = std::min<size_t>(rows_per_read, image.rows - y);
-    if (!stream.Read(block.data(), count * stride)) return std::nullopt;
-    const bool unfiltered = bpp == 1
-                                ? UnfilterBlock<1>(block.data(), count, stride,
-                                                   row_size, above.data())
-                                : UnfilterBlock<2>(block.data(), count, stride,
-                                                   row_size, above.data());
-    if (!unfiltered) return std::nullopt;
-    for (size_t i = 0; i < count; ++i, ++y) {
-      const uint8_t* row = block.data() + i * stride;
-      if (bpp == 1) {
-        std::memcpy(image.ptr<uint8_t>(y), row + 1, row_size);
-      } else {
-        uint16_t* out = image.ptr<uint16_t>(y);  // PNG is big-endian
-        for (size_t x = 0; x < width; ++x) {
-          out[x] = row[1 + 2 * x] << 8 | row[2 + 2 * x];
-        }
-      }
-    }
-    std::memcpy(above.data(), block.data() + (count - 1) * stride, stride);
+  const auto inflate_and_unfilter = [&](uint8_t* rows) {
+    const std::vector<uint8_t> zeros(stride, 0);  // above the first row
+    return InflateZlibExactly(image_data,
+                              absl::MakeSpan(rows, height * stride)) &&
+           (bpp == 1
+                ? UnfilterBlock<1>(rows, height, stride, row_size, zeros.data())
+                : UnfilterBlock<2>(rows, height, stride, row_size,
+                                   zeros.data()));
+  };
+  if (bpp == 1) {
+    // The rows are the image's, their filter bytes a column left of it: no
+    // second buffer, whose pages the kernel would fault in anew each time.
+    cv::Mat rows(static_cast<int>(height), static_cast<int>(stride), CV_8UC1);
+    if (!inflate_and_unfilter(rows.data)) return std::nullopt;
+    return rows.colRange(1, static_cast<int>(stride));
   }
-  if (!stream.EndsHere()) return std::nullopt;
+  std::unique_ptr<uint8_t[]> rows(new uint8_t[height * stride]);
+  if (!inflate_and_unfilter(rows.get())) return std::nullopt;
+  cv::Mat image(static_cast<int>(height), static_cast<int>(width), CV_16UC1);
+  for (int y = 0; y < image.rows; ++y) {
+    const uint8_t* row = rows.get() + y * stride;
+    uint16_t* out = image.ptr<uint16_t>(y);  // PNG is big-endian
+    for (size_t x = 0; x < width; ++x) {
+      out[x] = row[1 + 2 * x] << 8 | row[2 + 2 * x];
+    }
+  }
   return image;
 }
 

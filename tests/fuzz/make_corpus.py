@@ -8,7 +8,6 @@ this script. Everything is deterministic, so a rerun changes nothing else.
 
 import json
 import pathlib
-import shutil
 import struct
 import zlib
 
@@ -279,11 +278,41 @@ def model_config_corpus():
     write(t, "not_an_object.json", b"[1, 2, 3]")
 
 
+def zlib_inflate_corpus():
+    """zlib streams of every block type, strategy, level and window, each
+    after a byte that says where the fuzzer cuts it into parts."""
+    t = "zlib_inflate"
+    em = cv2.imread(str(REPO / "tests/data/isbi_train_0.png"),
+                    cv2.IMREAD_UNCHANGED)
+    samples = {
+        "em_rows": em[:16].tobytes(),
+        "text": b"the quick brown fox jumps over the lazy dog; " * 100,
+        "noise": rng.integers(0, 256, 2048, dtype=np.uint8).tobytes(),
+        "runs": b"".join(bytes([v]) * n for v, n in
+                         zip(range(0, 250, 7), range(1, 300, 9))),
+        "empty": b"",
+    }
+    strategies = {"default": zlib.Z_DEFAULT_STRATEGY, "filtered": zlib.Z_FILTERED,
+                  "huffman": zlib.Z_HUFFMAN_ONLY, "rle": zlib.Z_RLE,
+                  "fixed": zlib.Z_FIXED}
+    for name, data in samples.items():
+        for level in (0, 1, 9):
+            write(t, f"{name}_level{level}.z",
+                  bytes([level * 3]) + zlib.compress(data, level))
+        for strategy, code in strategies.items():
+            for window in (9, 15):
+                z = zlib.compressobj(6, zlib.DEFLATED, window, 8, code)
+                write(t, f"{name}_{strategy}_window{window}.z",
+                      bytes([window - 9]) + z.compress(data) + z.flush())
+
+
 def main():
-    shutil.rmtree(CORPUS, ignore_errors=True)
+    # Nothing is deleted: the DICOM corpus and the fuzzers' finds kept as
+    # regressions are not written here.
     encoded_corpus()
     raw_corpus()
     model_config_corpus()
+    zlib_inflate_corpus()
     for target in sorted(CORPUS.iterdir()):
         files = list(target.iterdir())
         print(f"{target.name}: {len(files)} files, "

@@ -121,15 +121,17 @@ TEST_F(SegmentExecutorTest, ALoneCallerKeepsOneWarmWorker) {
   SegmentExecutor executor(options);
   constexpr int kCalls = 12;
   for (int i = 0; i < kCalls; ++i) {
-    Call call;
-    ASSERT_TRUE(executor.Submit(Job(call)).ok());
-    ASSERT_TRUE(call.outcome.get_future().get().ok());
-    // The worker goes back to waiting before the next call arrives (under
-    // a loaded machine that took more than the 5 ms once slept here).
+    // Both workers wait before each call: the first time, that they have
+    // started (a call that finds only worker 1 waiting is its to take);
+    // after, that the last one went back to waiting (under a loaded
+    // machine that took more than the 5 ms once slept here).
     const absl::Time give_up = absl::Now() + absl::Seconds(10);
     while (executor.waiting_workers() < 2 && absl::Now() < give_up) {
       absl::SleepFor(absl::Milliseconds(1));
     }
+    Call call;
+    ASSERT_TRUE(executor.Submit(Job(call)).ok());
+    ASSERT_TRUE(call.outcome.get_future().get().ok());
   }
   EXPECT_EQ(engine_->calls, kCalls);
   EXPECT_EQ(second_engine.calls, 0);
