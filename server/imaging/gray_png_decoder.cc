@@ -1,5 +1,9 @@
 #include "server/imaging/gray_png_decoder.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <cstring>
 #include <memory>
 #include <new>
@@ -111,17 +115,176 @@ void UnpaethFourRows(uint8_t* first, size_t stride, const uint8_t* previous,
   }
 }
 
+#if defined(__SSE2__)
+// Transposes eight 8-byte rows (the low halves of `rows`): lane k of
+// columns[j], 16 bits wide, is byte j of rows[k].
+void TransposeBytes8x8(const __m128i rows[8], __m128i columns[8]) {
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i r01 = _mm_unpacklo_epi8(rows[0], rows[1]);
+  const __m128i r23 = _mm_unpacklo_epi8(rows[2], rows[3]);
+  const __m128i r45 = _mm_unpacklo_epi8(rows[4], rows[5]);
+  const __m128i r67 = _mm_unpacklo_epi8(rows[6], rows[7]);
+  const __m128i low03 = _mm_unpacklo_epi16(r01, r23);   // columns 0-3
+  const __m128i high03 = _mm_unpackhi_epi16(r01, r23);  // columns 4-7
+  const __m128i low47 = _mm_unpacklo_epi16(r45, r67);
+  const __m128i high47 = _mm_unpackhi_epi16(r45, r67);
+  const __m128i pairs[4] = {
+      _mm_unpacklo_epi32(low03, low47), _mm_unpackhi_epi32(low03, low47),
+      _mm_unpacklo_epi32(high03, high47), _mm_unpackhi_epi32(high03, high47)};
+  for (int i = 0; i < 4; ++i) {
+    columns[2 * i] = _mm_unpacklo_epi8(pairs[i], zero);
+    columns[2 * i + 1] = _mm_unpackhi_epi8(pairs[i], zero);
+  }
+}
+
+// The standard's Paeth predictor in eight 16-bit lanes.
+__m128i Paeth8(__m128i left, __m128i above, __m128i above_left) {
+  const __m128i zero = _mm_setzero_si128();
+  const auto abs = [&](__m128i x) {
+    return _mm_max_epi16(x, _mm_sub_epi16(zero, x));
+  };
+  const __m128i above_less = _mm_sub_epi16(above, above_left);
+  const __m128i left_less = _mm_sub_epi16(left, above_left);
+  const __m128i to_left = abs(above_less), to_above = abs(left_less);
+  const __m128i to_above_left = abs(_mm_add_epi16(above_less, left_less));
+  const __m128i not_left =
+      _mm_or_si128(_mm_cmpgt_epi16(to_left, to_above),
+                   _mm_cmpgt_epi16(to_left, to_above_left));
+  const __m128i not_above = _mm_cmpgt_epi16(to_above, to_above_left);
+  const __m128i above_or_corner = _mm_or_si128(
+      _mm_and_si128(not_above, above_left), _mm_andnot_si128(not_above, above));
+  return _mm_or_si128(_mm_and_si128(not_left, above_or_corner),
+                      _mm_andnot_si128(not_left, left));
+}
+
+// Reverses the Paeth filter of 8 x kGroups consecutive 8-bit rows
+// (`stride` bytes apart) in place, a row in each 16-bit lane: each lane
+// runs a column behind the lane of the row above, whose byte of the step
+// before is the one above it, so that one step decodes a byte of every row
+// (a wavefront; the groups' chains of dependencies interleave). Eight steps
+// at a time, each row's eight bytes are turned into the steps' lanes and
+// back by 8 x 8 transposes. `above` is the row above the first, after a
+// zero and before 8 x kGroups + 8 more. Sixteen rows at a time took
+// 0.2 ms of the test slice's decoding, against 0.33 four rows at a time
+// with scalar code (docs/performance.md).
+template <int kGroups>
+void UnpaethRowsInLanes(uint8_t* first, size_t stride, const uint8_t* above,
+                        size_t size) {
+  constexpr int kRows = 8 * kGroups;
+  uint8_t* rows[kRows];
+  for (int r = 0; r < kRows; ++r) rows[r] = first + r * stride;
+  const ptrdiff_t width = static_cast<ptrdiff_t>(size);
+  const __m128i low_byte = _mm_set1_epi16(0xff);
+  // Each group's bytes decoded at the step before, and the one before.
+  __m128i last[kGroups], before_last[kGroups];
+  for (int g = 0; g < kGroups; ++g)
+    last[g] = before_last[g] = _mm_setzero_si128();
+  for (ptrdiff_t t0 = 0; t0 < width + kRows - 1; t0 += 8) {
+    // Row r's eight steps are its columns t0 - r to t0 - r + 7; rows that
+    // run off either end go through `edge`, zeros outside.
+    __m128i steps[kGroups][8];
+    uint8_t edge[kRows][8];
+    bool at_edge[kRows];
+    for (int g = 0; g < kGroups; ++g) {
+      __m128i bytes[8];
+      for (int k = 0; k < 8; ++k) {
+        const int r = 8 * g + k;
+        const ptrdiff_t from = t0 - r;
+        at_edge[r] = from < 0 || from + 8 > width;
+        const uint8_t* source = rows[r] + from;
+        if (at_edge[r]) {
+          for (int j = 0; j < 8; ++j) {
+            const ptrdiff_t x = from + j;
+            edge[r][j] = x >= 0 && x < width ? rows[r][x] : 0;
+          }
+          source = edge[r];
+        }
+        bytes[k] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(source));
+      }
+      TransposeBytes8x8(bytes, steps[g]);
+    }
+    for (int j = 0; j < 8; ++j) {
+      const ptrdiff_t t = t0 + j;
+      // Above a group's first lane: the row above the rows, or the last
+      // lane of the group before.
+      __m128i up[kGroups], up_left[kGroups];
+      up[0] = _mm_insert_epi16(_mm_slli_si128(last[0], 2), above[1 + t], 0);
+      up_left[0] =
+          _mm_insert_epi16(_mm_slli_si128(before_last[0], 2), above[t], 0);
+      for (int g = 1; g < kGroups; ++g) {
+        up[g] = _mm_or_si128(_mm_slli_si128(last[g], 2),
+                             _mm_srli_si128(last[g - 1], 14));
+        up_left[g] = _mm_or_si128(_mm_slli_si128(before_last[g], 2),
+                                  _mm_srli_si128(before_last[g - 1], 14));
+      }
+      for (int g = 0; g < kGroups; ++g) {
+        const __m128i decoded = _mm_and_si128(
+            _mm_add_epi16(steps[g][j], Paeth8(last[g], up[g], up_left[g])),
+            low_byte);
+        before_last[g] = last[g];
+        last[g] = decoded;
+        steps[g][j] = _mm_packus_epi16(decoded, decoded);
+      }
+    }
+    for (int g = 0; g < kGroups; ++g) {
+      __m128i bytes[8];
+      TransposeBytes8x8(steps[g], bytes);
+      for (int k = 0; k < 8; ++k) {
+        const int r = 8 * g + k;
+        const __m128i row_bytes = _mm_packus_epi16(bytes[k], bytes[k]);
+        const ptrdiff_t from = t0 - r;
+        if (!at_edge[r]) {
+          _mm_storel_epi64(reinterpret_cast<__m128i*>(rows[r] + from),
+                           row_bytes);
+          continue;
+        }
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(edge[r]), row_bytes);
+        for (int j = 0; j < 8; ++j) {
+          const ptrdiff_t x = from + j;
+          if (x >= 0 && x < width) rows[r][x] = edge[r][j];
+        }
+      }
+    }
+  }
+}
+#endif  // __SSE2__
+
+// Whether the `count` rows from `row`, `stride` apart, are all Paeth's.
+bool AllPaeth(const uint8_t* row, size_t stride, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (row[i * stride] != 4) return false;
+  }
+  return true;
+}
+
 // Unfilters the `count` rows (each its filter byte, then `row_size` bytes;
 // `stride` apart) of `block` in place; `above` is the row before the block,
 // unfiltered. False on a filter type the standard does not define.
 template <size_t kBpp>
 bool UnfilterBlock(uint8_t* block, size_t count, size_t stride, size_t row_size,
                    const uint8_t* above) {
+#if defined(__SSE2__)
+  std::vector<uint8_t> padded_above;  // for UnpaethRowsInLanes
+#endif
   for (size_t i = 0; i < count;) {
     uint8_t* row = block + i * stride;
     const uint8_t* previous = i == 0 ? above : row - stride;
-    if (kBpp == 1 && row_size >= 4 && i + 4 <= count && row[0] == 4 &&
-        row[stride] == 4 && row[2 * stride] == 4 && row[3 * stride] == 4) {
+#if defined(__SSE2__)
+    if (kBpp == 1 && i + 8 <= count && AllPaeth(row, stride, 8)) {
+      padded_above.assign(row_size + 32, 0);
+      std::memcpy(padded_above.data() + 1, previous + 1, row_size);
+      if (i + 16 <= count && AllPaeth(row + 8 * stride, stride, 8)) {
+        UnpaethRowsInLanes<2>(row + 1, stride, padded_above.data(), row_size);
+        i += 16;
+      } else {
+        UnpaethRowsInLanes<1>(row + 1, stride, padded_above.data(), row_size);
+        i += 8;
+      }
+      continue;
+    }
+#endif
+    if (kBpp == 1 && row_size >= 4 && i + 4 <= count &&
+        AllPaeth(row, stride, 4)) {
       UnpaethFourRows(row + 1, stride, previous + 1, row_size);
       i += 4;
       continue;

@@ -149,25 +149,26 @@ TEST(DecodeGrayPngTest, PaethOverEveryNeighbourhoodOfAMillionPixels) {
   ExpectSameAsOpenCv(writer.Write(RandomImage(1024, 1024, CV_8UC1, 3)));
 }
 
-// Four Paeth rows in a row are unfiltered together; runs of every length,
-// at widths below and above four bytes, across the decoder's blocks of
-// rows (65 rows of a 1000-byte row), and at 16 bits, where they are not.
+// Eight or four Paeth rows in a row are unfiltered together; runs of
+// every length up to 17, at widths around four and eight bytes (where the
+// eight rows' steps run off both ends of a row) and far wider, and at 16
+// bits, where they are not.
 TEST(DecodeGrayPngTest, RunsOfPaethRowsOfEveryLength) {
-  // Runs of 1, 2, ... 9 Paeth rows, each after one Sub row, over and over.
+  // Runs of 1, 2, ... 17 Paeth rows, each after one Sub row, over and over.
   const auto filter_of_row = [](int y) {
     int run = 1;
     while (y > run) {
       y -= run + 1;
-      run = run % 9 + 1;
+      run = run % 17 + 1;
     }
     return y == 0 ? 1 : 4;
   };
   for (int type : {CV_8UC1, CV_16UC1}) {
-    for (int width : {1, 3, 4, 5, 1000}) {
+    for (int width : {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 1000}) {
       PngWriter writer;
       writer.bit_depth = type == CV_8UC1 ? 8 : 16;
       writer.filter_of_row = filter_of_row;
-      const cv::Mat image = RandomImage(200, width, type, width);
+      const cv::Mat image = RandomImage(400, width, type, width);
       const std::string png = writer.Write(image);
       ExpectSameAsOpenCv(png);
       EXPECT_EQ(cv::norm(*DecodeGrayPng(png, kLimits), image, cv::NORM_INF), 0)
