@@ -1,10 +1,10 @@
 #include "model/imaging/run_deflate.h"
 
-#include <zlib.h>
-
 #include <array>
 #include <cstdint>
 #include <cstring>
+
+#include "model/imaging/adler32.h"
 
 namespace unet {
 namespace {
@@ -151,8 +151,8 @@ std::string DeflateRuns(absl::string_view bytes) {
   }
   writer.Write(tables.end_of_block);
   out.resize(writer.Flush() - out.data());
-  const uint32_t adler = static_cast<uint32_t>(
-      adler32_z(1, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
+  const uint32_t adler =
+      Adler32(1, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   const char checksum[4] = {
       static_cast<char>(adler >> 24), static_cast<char>(adler >> 16),
       static_cast<char>(adler >> 8), static_cast<char>(adler)};

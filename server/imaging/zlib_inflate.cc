@@ -6,6 +6,8 @@
 #include <cstring>
 #include <memory>
 
+#include "model/imaging/adler32.h"
+
 namespace unet {
 namespace {
 
@@ -272,7 +274,7 @@ class Inflater {
     const bool exact =
         overrun_ == buffer_.count / 8 && in_ == end_ && !NextPart();
     return exact && out_ == out_end_ &&
-           check == adler32_z(1, out_begin_, out_end_ - out_begin_);
+           check == Adler32(1, out_begin_, out_end_ - out_begin_);
   }
 
  private:
