@@ -110,5 +110,41 @@ TEST(ArgMaxOverClassesTest, TiesGoToTheLowerClassAndTheFirstNaNWins) {
       expected);
 }
 
+// Two classes, as the vector lanes take four pixels at a time: ties, NaNs
+// on either side, both, and infinities, at every place in a group of four
+// and in the tail, in either layout.
+TEST(ArgMaxOverClassesTest, TwoClassesRankAsOneClassAtATime) {
+  const float nan = std::nanf(""), inf = INFINITY;
+  const float pairs[][2] = {{1, 1},    {1, 2},     {2, 1},    {nan, 3},
+                            {3, nan},  {nan, nan}, {-inf, 0}, {inf, inf},
+                            {0, -0.f}, {-1, inf},  {inf, nan}};
+  constexpr int kPairs = sizeof(pairs) / sizeof(pairs[0]);
+  for (int width : {1, 4, 7, 11, 13}) {
+    Logits logits({1, 2, 3, width});
+    std::vector<uint8_t> expected;
+    for (int y = 0; y < 3; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const float* pair = pairs[(x + 5 * y) % kPairs];
+        logits.At(0, 0, y, x) = pair[0];
+        logits.At(0, 1, y, x) = pair[1];
+        const bool foreground =
+            pair[1] > pair[0] || (std::isnan(pair[1]) && !std::isnan(pair[0]));
+        expected.push_back(foreground);
+      }
+    }
+    logits.Relayout();
+    EXPECT_EQ(ArgMaxOverClasses(logits.nchw.data(), logits.shape,
+                                logits.NchwStrides())
+                  .values,
+              expected)
+        << width;
+    EXPECT_EQ(ArgMaxOverClasses(logits.nhwc.data(), logits.shape,
+                                logits.NhwcStrides())
+                  .values,
+              expected)
+        << width;
+  }
+}
+
 }  // namespace
 }  // namespace unet
