@@ -13,7 +13,8 @@
 namespace unet {
 
 // The Adler-32 of `size` bytes at `data`, continuing from `adler` (1 for a
-// new stream); the same value as zlib's adler32_z.
+// new stream, else an Adler-32: each half below 65521); the same value as
+// zlib's adler32_z.
 uint32_t Adler32(uint32_t adler, const uint8_t* data, size_t size);
 
 }  // namespace unet

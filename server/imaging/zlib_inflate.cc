@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 
@@ -189,14 +190,19 @@ const FixedTables& Fixed() {
   return *tables;
 }
 
+// Deflate's bit order is the bytes' little-endian one: a word loaded
+// whole is the next 64 bits only on a little-endian machine.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "BitBuffer::AddWord loads words little-endian");
+
 // Input bits read ahead, the next one the least significant; the bits
 // above `count` are always the next input's.
 struct BitBuffer {
   uint64_t bits = 0;
-  int count = 0;  // bits held
+  int count = 0;  // bits held, 63 at most
 
-  // Adds the 8 bytes at `in` (56 bits or more held after); returns how
-  // many of them it holds whole, the bytes to move past.
+  // Adds the 8 bytes at `in` (56 to 63 bits held after); returns how many
+  // of them it holds whole, the bytes to move past.
   int AddWord(const uint8_t* in) {
     uint64_t word;
     std::memcpy(&word, in, 8);  // little-endian, as deflate's bit order
@@ -297,7 +303,7 @@ class Inflater {
       in_ += buffer_.AddWord(in_);
       return;
     }
-    while (buffer_.count <= 56) {
+    while (buffer_.count < 56) {  // 63 at most, as AddWord needs
       uint64_t byte = 0;
       if (in_ < end_ || NextPart()) {
         byte = *in_++;

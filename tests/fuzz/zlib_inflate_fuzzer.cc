@@ -60,12 +60,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const absl::string_view stream(reinterpret_cast<const char*>(data + 1),
                                  size - 1);
-  std::vector<absl::string_view> parts = {stream};
-  if (data[0] > 0) {
-    parts.clear();
-    for (size_t at = 0; at < stream.size(); at += data[0]) {
-      parts.push_back(stream.substr(at, data[0]));
-    }
+  // Each part in a heap block of its own (not a std::string, which keeps
+  // short ones inline), so that ASan sees a read past one part's end
+  // rather than the next part's bytes.
+  std::vector<std::vector<char>> copies;
+  const size_t cut = data[0] == 0 ? stream.size() : data[0];
+  for (size_t at = 0; at < stream.size(); at += cut) {
+    const absl::string_view part = stream.substr(at, cut);
+    copies.emplace_back(part.begin(), part.end());
+  }
+  std::vector<absl::string_view> parts;
+  for (const std::vector<char>& copy : copies) {
+    parts.emplace_back(copy.data(), copy.size());
   }
   std::vector<uint8_t> expected, ours;
   bool too_long = false;
