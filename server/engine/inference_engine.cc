@@ -17,37 +17,39 @@ inline bool Outranks(float value, float best) {
 }
 
 #if defined(__SSE2__)
-// The labels of `count` pixels of two classes, four at a time: pixel i's
-// background score at background[i * step], its foreground score
-// `foreground - background` further. Returns how many it labelled (a
-// multiple of four); the rest are the caller's.
-int64_t BinaryLabelsInLanes(const float* background, int64_t class_step,
-                            int64_t step, int64_t count, uint8_t* labels) {
-  // Four labels, a byte each, from Outranks's four bits.
+// Stores four pixels' labels, a byte each: whether `foreground` outranks
+// `background`, as Outranks says.
+void StoreBinaryLabels(__m128 background, __m128 foreground, uint8_t* labels) {
   static constexpr uint32_t kLabelBytes[16] = {
       0x00000000, 0x00000001, 0x00000100, 0x00000101, 0x00010000, 0x00010001,
       0x00010100, 0x00010101, 0x01000000, 0x01000001, 0x01000100, 0x01000101,
       0x01010000, 0x01010001, 0x01010100, 0x01010101};
+  const __m128 outranks =
+      _mm_or_ps(_mm_cmpgt_ps(foreground, background),
+                _mm_and_ps(_mm_cmpunord_ps(foreground, foreground),
+                           _mm_cmpord_ps(background, background)));
+  std::memcpy(labels, &kLabelBytes[_mm_movemask_ps(outranks)], 4);
+}
+
+// The labels of `count` pixels of two classes, four at a time: pixel i's
+// background score at background[i * step], its foreground score
+// `class_step` further. Returns how many it labelled (a multiple of four);
+// the rest are the caller's.
+int64_t BinaryLabelsInLanes(const float* background, int64_t class_step,
+                            int64_t step, int64_t count, uint8_t* labels) {
   int64_t i = 0;
   if (step == 1) {  // channels first: each class's row is contiguous
     for (; i + 4 <= count; i += 4) {
-      const __m128 back = _mm_loadu_ps(background + i);
-      const __m128 fore = _mm_loadu_ps(background + class_step + i);
-      const __m128 outranks = _mm_or_ps(
-          _mm_cmpgt_ps(fore, back),
-          _mm_and_ps(_mm_cmpunord_ps(fore, fore), _mm_cmpord_ps(back, back)));
-      std::memcpy(labels + i, &kLabelBytes[_mm_movemask_ps(outranks)], 4);
+      StoreBinaryLabels(_mm_loadu_ps(background + i),
+                        _mm_loadu_ps(background + class_step + i), labels + i);
     }
   } else if (step == 2 && class_step == 1) {  // channels last
     for (; i + 4 <= count; i += 4) {
       const __m128 low = _mm_loadu_ps(background + 2 * i);
       const __m128 high = _mm_loadu_ps(background + 2 * i + 4);
-      const __m128 back = _mm_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0));
-      const __m128 fore = _mm_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1));
-      const __m128 outranks = _mm_or_ps(
-          _mm_cmpgt_ps(fore, back),
-          _mm_and_ps(_mm_cmpunord_ps(fore, fore), _mm_cmpord_ps(back, back)));
-      std::memcpy(labels + i, &kLabelBytes[_mm_movemask_ps(outranks)], 4);
+      StoreBinaryLabels(_mm_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0)),
+                        _mm_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1)),
+                        labels + i);
     }
   }
   return i;

@@ -257,18 +257,18 @@ bool AllPaeth(const uint8_t* row, size_t stride, size_t count) {
   return true;
 }
 
-// Unfilters the `count` rows (each its filter byte, then `row_size` bytes;
-// `stride` apart) of `block` in place; `above` is the row before the block,
-// unfiltered. False on a filter type the standard does not define.
+// Unfilters an image's `count` rows (each its filter byte, then `row_size`
+// bytes; `stride` apart) in place. False on a filter type the standard
+// does not define.
 template <size_t kBpp>
-bool UnfilterBlock(uint8_t* block, size_t count, size_t stride, size_t row_size,
-                   const uint8_t* above) {
+bool UnfilterRows(uint8_t* rows, size_t count, size_t stride, size_t row_size) {
+  const std::vector<uint8_t> zeros(stride, 0);  // above the first row
 #if defined(__SSE2__)
   std::vector<uint8_t> padded_above;  // for UnpaethRowsInLanes
 #endif
   for (size_t i = 0; i < count;) {
-    uint8_t* row = block + i * stride;
-    const uint8_t* previous = i == 0 ? above : row - stride;
+    uint8_t* row = rows + i * stride;
+    const uint8_t* previous = i == 0 ? zeros.data() : row - stride;
 #if defined(__SSE2__)
     if (kBpp == 1 && i + 8 <= count && AllPaeth(row, stride, 8)) {
       padded_above.assign(row_size + 32, 0);
@@ -355,13 +355,10 @@ std::optional<cv::Mat> Decode(absl::string_view bytes,
   // took 0.2 ms longer for the test slice (docs/performance.md).
   const size_t stride = 1 + row_size;
   const auto inflate_and_unfilter = [&](uint8_t* rows) {
-    const std::vector<uint8_t> zeros(stride, 0);  // above the first row
     return InflateZlibExactly(image_data,
                               absl::MakeSpan(rows, height * stride)) &&
-           (bpp == 1
-                ? UnfilterBlock<1>(rows, height, stride, row_size, zeros.data())
-                : UnfilterBlock<2>(rows, height, stride, row_size,
-                                   zeros.data()));
+           (bpp == 1 ? UnfilterRows<1>(rows, height, stride, row_size)
+                     : UnfilterRows<2>(rows, height, stride, row_size));
   };
   if (bpp == 1) {
     // The rows are the image's, their filter bytes a column left of it: no

@@ -19,11 +19,11 @@ struct Entry {
   uint8_t kind;    // one of the kinds below
 };
 
-constexpr uint8_t kLiteral = 0x00;     // also a code length's symbol
-constexpr uint8_t kBase = 0x10;        // | its extra bits (0 to 13)
-constexpr uint8_t kSubtable = 0x20;    // | the bits that index it (1 to 7)
-constexpr uint8_t kEndOfBlock = 0x40;  //
-constexpr uint8_t kInvalid = 0x80;     // no code, or one zlib refuses
+constexpr uint8_t kLiteral = 0x00;   // also a code length's symbol
+constexpr uint8_t kBase = 0x10;      // | its extra bits (0 to 13)
+constexpr uint8_t kSubtable = 0x20;  // | the bits that index it (1 to 7)
+constexpr uint8_t kEndOfBlock = 0x40;
+constexpr uint8_t kInvalid = 0x80;  // no code, or one zlib refuses
 constexpr uint8_t kLowBits = 0x0f;
 
 // Main tables index this many bits; longer codes continue in subtables.
