@@ -1,13 +1,15 @@
-# Generates C++ and gRPC code for proto/segmentation/v1/*.proto into the
-# library `segmentation_proto`.
+# Generates C++ and gRPC code for proto/segmentation/v1/*.proto and the
+# standard health-checking schema into the library `segmentation_proto`.
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 
 set(PROTO_ROOT ${CMAKE_SOURCE_DIR}/proto)
 set(PROTO_OUT ${CMAKE_BINARY_DIR}/gen)
 set(PROTO_FILES
   segmentation/v1/segmentation.proto
-  segmentation/v1/model_config.proto)
-set(SERVICE_PROTO_FILES segmentation/v1/segmentation.proto)
+  segmentation/v1/model_config.proto
+  grpc/health/v1/health.proto)
+set(SERVICE_PROTO_FILES segmentation/v1/segmentation.proto
+  grpc/health/v1/health.proto)
 
 set(PROTO_SOURCES)
 foreach(proto ${PROTO_FILES})

@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -243,7 +242,8 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
                    MakeServerCredentials(options.tls));
   server->service_ = std::make_unique<SegmentationService>(
       server->models_, server->executor_, server->metrics_, options.service);
-  grpc::EnableDefaultHealthCheckService(true);
+  server->health_ = std::make_unique<HealthService>(std::vector<std::string>{
+      segmentation::v1::Segmentation::service_full_name()});
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.address, ":", options.port),
@@ -253,12 +253,12 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
   quota.Resize(static_cast<size_t>(options.grpc_memory_bytes));
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->health_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.address, ":", options.port));
   }
-  server->SetServing(false);
   LogEvent(
       "listening",
       {{"port", absl::StrCat(server->port_)},
@@ -285,11 +285,7 @@ absl::StatusOr<std::unique_ptr<SegmentationServer>> SegmentationServer::Start(
 SegmentationServer::~SegmentationServer() { Drain(); }
 
 void SegmentationServer::SetServing(bool serving) {
-  grpc::HealthCheckServiceInterface* health =
-      grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(segmentation::v1::Segmentation::service_full_name(),
-                           serving);
-  health->SetServingStatus(serving);
+  health_->SetServing(serving);
   ready_ = serving;
 }
 
@@ -299,6 +295,7 @@ void SegmentationServer::Drain() {
   watcher_.reset();  // no reloads while draining
   if (grpc_server_ != nullptr) {
     SetServing(false);
+    health_->Shutdown();
     // New calls are refused from here; Shutdown waits (up to the drain
     // timeout) for the calls already accepted, which the executor completes.
     grpc_server_->Shutdown(std::chrono::system_clock::now() +

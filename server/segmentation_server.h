@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/api/health_service.h"
 #include "server/api/segmentation_service.h"
 #include "server/engine/cpu_planner.h"
 #include "server/engine/torch_engine.h"
@@ -112,6 +113,7 @@ class SegmentationServer {
   std::atomic<bool> ready_{false};
   std::unique_ptr<HttpEndpoints> http_;
   std::unique_ptr<SegmentationService> service_;
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<ModelWatcher> watcher_;
   int port_ = 0;

@@ -288,6 +288,16 @@ TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
   ASSERT_TRUE(server.ok()) << server.status();
   const auto& process = *server;
 
+  // A client's health watch, open across the drain.
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::seconds(300));
+  auto watch = grpc::health::v1::Health::NewStub(process->channel())
+                   ->Watch(&watch_context, {});
+  grpc::health::v1::HealthCheckResponse watched;
+  ASSERT_TRUE(watch->Read(&watched));
+  EXPECT_EQ(watched.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
   constexpr int kCalls = 12;
   const std::string image = testing::ReadFile(kImage);
   std::vector<std::future<grpc::Status>> calls;
@@ -315,6 +325,7 @@ TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
   }
   EXPECT_GT(queue_bytes, 0);
   kill(process->pid(), SIGTERM);
+  const auto stopping = std::chrono::steady_clock::now();
   // While it drains, load balancers are told to look elsewhere.
   int readiness = 0;
   for (int i = 0; i < 200 && readiness != 503; ++i) {
@@ -322,6 +333,15 @@ TEST(GracefulShutdownTest, SigtermUnderLoadLosesNoAcceptedRequest) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   EXPECT_EQ(readiness, 503);
+  // The watch hears it too, and ends rather than hold the drain up.
+  ASSERT_TRUE(watch->Read(&watched));
+  EXPECT_EQ(watched.status(),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&watched));
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Well before --drain_timeout_s, when gRPC would cancel it.
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping,
+            std::chrono::seconds(60));
 
   for (auto& call : calls) {
     const grpc::Status status = call.get();
