@@ -4,16 +4,42 @@
 #include <utility>
 
 #include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
 
 namespace unet {
+namespace {
 
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
+// "ipv4:10.0.0.7:52344" -> "ipv4:10.0.0.7", "ipv6:[::1]:52344" ->
+// "ipv6:[::1]"; other kinds of peer (unix sockets) stay whole.
+std::string PeerHost(absl::string_view peer) {
+  if (absl::StartsWith(peer, "ipv4:") || absl::StartsWith(peer, "ipv6:")) {
+    const size_t port = peer.rfind(':');
+    if (port > 4) peer = peer.substr(0, port);
+  }
+  return std::string(peer);
+}
+
+grpc::Status ShuttingDown() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "the server is shutting down");
+}
+
+grpc::Status NameTooLong() {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "service name too long");
+}
+
+}  // namespace
+
 // One Watch stream: the status now, then each change, one write at a time
-// (a status that changes during a write is sent after it, only the latest).
-// gRPC calls reactions on its own threads, never inside StartWrite or
-// Finish, so those are called under the mutex.
+// (statuses set during a write are sent after it, only the latest, and only
+// if it differs from what was sent). In gRPC 1.51 no reaction runs inside
+// StartWrite or Finish (server_callback_handlers.h: writes never inline,
+// OnDone always on the executor), so those are called under the mutex.
 class HealthService::Watcher final
     : public grpc::ServerWriteReactor<HealthCheckResponse> {
  public:
@@ -21,8 +47,7 @@ class HealthService::Watcher final
 
   void Send(Status status) {
     absl::MutexLock lock(&mutex_);
-    if (status == last_ || end_.has_value()) return;
-    last_ = status;
+    if (end_.has_value()) return;
     next_ = status;
     Pump();
   }
@@ -37,9 +62,11 @@ class HealthService::Watcher final
  private:
   void Pump() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     if (writing_ || finished_) return;
+    if (next_ == sent_) next_.reset();
     if (next_.has_value()) {
-      response_.set_status(*next_);
+      sent_ = *next_;
       next_.reset();
+      response_.set_status(*sent_);
       writing_ = true;
       StartWrite(&response_);
     } else if (end_.has_value()) {
@@ -68,7 +95,7 @@ class HealthService::Watcher final
   HealthService* const service_;
   absl::Mutex mutex_;
   HealthCheckResponse response_ ABSL_GUARDED_BY(mutex_);  // being written
-  std::optional<Status> last_ ABSL_GUARDED_BY(mutex_);    // last queued
+  std::optional<Status> sent_ ABSL_GUARDED_BY(mutex_);    // last written
   std::optional<Status> next_ ABSL_GUARDED_BY(mutex_);    // to write next
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mutex_);
   bool writing_ ABSL_GUARDED_BY(mutex_) = false;
@@ -76,8 +103,8 @@ class HealthService::Watcher final
 };
 
 HealthService::HealthService(std::vector<std::string> services,
-                             int max_watchers)
-    : services_(std::move(services)), max_watchers_(max_watchers) {}
+                             HealthWatchLimits limits)
+    : services_(std::move(services)), limits_(limits) {}
 
 bool HealthService::Known(const std::string& service) const {
   return service.empty() || absl::c_linear_search(services_, service);
@@ -91,61 +118,76 @@ HealthService::Status HealthService::StatusOf(bool known) const {
 
 void HealthService::SetServing(bool serving) {
   absl::MutexLock lock(&mutex_);
+  if (shut_down_) return;
   serving_ = serving;
-  for (const auto& [watcher, known] : watchers_) {
-    watcher->Send(StatusOf(known));
+  for (const auto& [watcher, watched] : watchers_) {
+    watcher->Send(StatusOf(watched.known));
   }
 }
 
 void HealthService::Shutdown() {
   absl::MutexLock lock(&mutex_);
   shut_down_ = true;
-  for (const auto& entry : watchers_) {
-    entry.first->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                  "the server is shutting down"));
+  serving_ = false;
+  for (const auto& [watcher, watched] : watchers_) {
+    watcher->Send(StatusOf(watched.known));
+    watcher->End(ShuttingDown());
   }
 }
 
 void HealthService::Forget(Watcher* watcher) {
   absl::MutexLock lock(&mutex_);
-  watchers_.erase(watcher);
+  const auto watched = watchers_.find(watcher);
+  if (watched == watchers_.end()) return;  // refused at once
+  const auto host = watchers_per_host_.find(watched->second.host);
+  if (--host->second == 0) watchers_per_host_.erase(host);
+  watchers_.erase(watched);
 }
 
 grpc::ServerUnaryReactor* HealthService::Check(
     grpc::CallbackServerContext* context, const HealthCheckRequest* request,
     HealthCheckResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (!Known(request->service())) {
+  if (request->service().size() > kMaxHealthServiceNameBytes) {
+    reactor->Finish(NameTooLong());
+  } else if (!Known(request->service())) {
     reactor->Finish(
         grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service"));
-    return reactor;
+  } else {
+    {
+      absl::MutexLock lock(&mutex_);
+      response->set_status(StatusOf(/*known=*/true));
+    }
+    reactor->Finish(grpc::Status::OK);
   }
-  {
-    absl::MutexLock lock(&mutex_);
-    response->set_status(StatusOf(/*known=*/true));
-  }
-  reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
 grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
-    grpc::CallbackServerContext* /*context*/,
-    const HealthCheckRequest* request) {
+    grpc::CallbackServerContext* context, const HealthCheckRequest* request) {
   auto* watcher = new Watcher(this);
+  if (request->service().size() > kMaxHealthServiceNameBytes) {
+    watcher->End(NameTooLong());
+    return watcher;
+  }
+  const std::string host = PeerHost(context->peer());
   absl::MutexLock lock(&mutex_);
+  int& from_host = watchers_per_host_[host];
   if (shut_down_) {
-    watcher->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                              "the server is shutting down"));
-  } else if (watchers_.size() >= max_watchers_) {
+    watcher->End(ShuttingDown());
+  } else if (watchers_.size() >= static_cast<size_t>(limits_.total) ||
+             from_host >= limits_.per_host) {
     watcher->End(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                               "too many health watchers"));
   } else {
     // An unknown service is watched too: SERVICE_UNKNOWN, as the standard
     // says, in case it appears later (here it never does).
     const bool known = Known(request->service());
-    watchers_.emplace(watcher, known);
+    ++from_host;
+    watchers_.emplace(watcher, Watched{known, host});
     watcher->Send(StatusOf(known));
   }
+  if (from_host == 0) watchers_per_host_.erase(host);
   return watcher;
 }
 

@@ -2,10 +2,12 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace unet {
@@ -16,7 +18,7 @@ using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
 constexpr char kService[] = "segmentation.v1.Segmentation";
-constexpr int kMaxWatchers = 3;
+constexpr HealthWatchLimits kLimits{/*total=*/3, /*per_host=*/2};
 
 // A Watch stream from the client's side.
 struct Watch {
@@ -28,6 +30,10 @@ struct Watch {
     HealthCheckResponse response;
     return reader->Read(&response) ? response.status() : -1;
   }
+  grpc::StatusCode Ended() {
+    EXPECT_EQ(Next(), -1);
+    return reader->Finish().error_code();
+  }
 };
 
 class HealthServiceTest : public ::testing::Test {
@@ -36,17 +42,21 @@ class HealthServiceTest : public ::testing::Test {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port_);
+    // A second kind of peer, as if from another host.
+    builder.AddListeningPort(socket_, grpc::InsecureServerCredentials());
     builder.RegisterService(&health_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
-    stub_ = Health::NewStub(
+    tcp_ = Health::NewStub(
         grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
                             grpc::InsecureChannelCredentials()));
+    unix_ = Health::NewStub(
+        grpc::CreateChannel(socket_, grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
     health_.Shutdown();
-    server_->Shutdown();
+    if (server_ != nullptr) server_->Shutdown();
   }
 
   grpc::Status Check(const std::string& service, int* status) {
@@ -56,25 +66,29 @@ class HealthServiceTest : public ::testing::Test {
     HealthCheckRequest request;
     request.set_service(service);
     HealthCheckResponse response;
-    const grpc::Status result = stub_->Check(&context, request, &response);
+    const grpc::Status result = tcp_->Check(&context, request, &response);
     *status = response.status();
     return result;
   }
 
-  std::unique_ptr<Watch> StartWatch(const std::string& service) {
+  std::unique_ptr<Watch> StartWatch(const std::string& service,
+                                    Health::Stub* stub = nullptr) {
     auto watch = std::make_unique<Watch>();
     watch->context.set_deadline(std::chrono::system_clock::now() +
                                 std::chrono::seconds(60));
     HealthCheckRequest request;
     request.set_service(service);
-    watch->reader = stub_->Watch(&watch->context, request);
+    watch->reader =
+        (stub != nullptr ? stub : tcp_.get())->Watch(&watch->context, request);
     return watch;
   }
 
-  HealthService health_{{kService}, kMaxWatchers};
+  const std::string socket_ = "unix:" + ::testing::TempDir() + "health_" +
+                              std::to_string(getpid()) + ".sock";
+  HealthService health_{{kService}, kLimits};
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<Health::Stub> stub_;
+  std::unique_ptr<Health::Stub> tcp_, unix_;
 };
 
 TEST_F(HealthServiceTest, ChecksSayNotServingUntilTold) {
@@ -95,12 +109,24 @@ TEST_F(HealthServiceTest, ChecksSayNotServingUntilTold) {
   health_.SetServing(false);
   ASSERT_TRUE(Check(kService, &status).ok());
   EXPECT_EQ(status, HealthCheckResponse::NOT_SERVING);
+
+  // Once shut down, it stays NOT_SERVING.
+  health_.SetServing(true);
+  health_.Shutdown();
+  health_.SetServing(true);
+  ASSERT_TRUE(Check("", &status).ok());
+  EXPECT_EQ(status, HealthCheckResponse::NOT_SERVING);
 }
 
-TEST_F(HealthServiceTest, CheckOfAnUnknownServiceIsNotFound) {
+TEST_F(HealthServiceTest, RefusesUnknownServicesAndLongNames) {
   int status = -1;
   EXPECT_EQ(Check("no.such.Service", &status).error_code(),
             grpc::StatusCode::NOT_FOUND);
+  const std::string long_name(kMaxHealthServiceNameBytes + 1, 'a');
+  EXPECT_EQ(Check(long_name, &status).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // An open Watch keeps its request: a long name is not watched.
+  EXPECT_EQ(StartWatch(long_name)->Ended(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(HealthServiceTest, WatchSendsTheStatusThenEachChange) {
@@ -112,9 +138,14 @@ TEST_F(HealthServiceTest, WatchSendsTheStatusThenEachChange) {
   health_.SetServing(true);
   health_.SetServing(false);
   EXPECT_EQ(watch->Next(), HealthCheckResponse::NOT_SERVING);
+}
 
-  auto unknown = StartWatch("no.such.Service");
-  EXPECT_EQ(unknown->Next(), HealthCheckResponse::SERVICE_UNKNOWN);
+TEST_F(HealthServiceTest, WatchOfAnUnknownServiceStaysOpen) {
+  auto watch = StartWatch("no.such.Service");
+  EXPECT_EQ(watch->Next(), HealthCheckResponse::SERVICE_UNKNOWN);
+  health_.SetServing(true);  // not its service: nothing to say
+  health_.Shutdown();
+  EXPECT_EQ(watch->Ended(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(HealthServiceTest, ShutdownEndsEveryWatchAndRefusesNewOnes) {
@@ -123,17 +154,11 @@ TEST_F(HealthServiceTest, ShutdownEndsEveryWatchAndRefusesNewOnes) {
   health_.SetServing(true);
   EXPECT_EQ(watch->Next(), HealthCheckResponse::SERVING);
 
-  // As the server drains: NOT_SERVING reaches the watcher before the end.
-  health_.SetServing(false);
+  // NOT_SERVING reaches the watcher before the end.
   health_.Shutdown();
   EXPECT_EQ(watch->Next(), HealthCheckResponse::NOT_SERVING);
-  EXPECT_EQ(watch->Next(), -1);
-  EXPECT_EQ(watch->reader->Finish().error_code(),
-            grpc::StatusCode::UNAVAILABLE);
-
-  auto late = StartWatch("");
-  EXPECT_EQ(late->Next(), -1);
-  EXPECT_EQ(late->reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(watch->Ended(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(StartWatch("")->Ended(), grpc::StatusCode::UNAVAILABLE);
 
   // No call is left for the server's shutdown to wait for.
   const auto start = std::chrono::system_clock::now();
@@ -141,21 +166,30 @@ TEST_F(HealthServiceTest, ShutdownEndsEveryWatchAndRefusesNewOnes) {
   EXPECT_LT(std::chrono::system_clock::now() - start, std::chrono::seconds(30));
 }
 
-TEST_F(HealthServiceTest, WatchersAreBoundedAndACancelledOneMakesRoom) {
+TEST_F(HealthServiceTest, WatchersAreBoundedPerHostAndInAll) {
+  // Each from its own connection: the bound is the host's, not the port's.
+  std::vector<std::unique_ptr<Health::Stub>> connections;
   std::vector<std::unique_ptr<Watch>> watches;
-  for (int i = 0; i < kMaxWatchers; ++i) {
-    watches.push_back(StartWatch(""));
-    EXPECT_EQ(watches.back()->Next(), HealthCheckResponse::NOT_SERVING);
+  for (int i = 0; i <= kLimits.per_host; ++i) {
+    grpc::ChannelArguments own_connection;
+    own_connection.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    connections.push_back(Health::NewStub(grpc::CreateCustomChannel(
+        "127.0.0.1:" + std::to_string(port_),
+        grpc::InsecureChannelCredentials(), own_connection)));
+    watches.push_back(StartWatch("", connections.back().get()));
   }
-  auto refused = StartWatch("");
-  EXPECT_EQ(refused->Next(), -1);
-  EXPECT_EQ(refused->reader->Finish().error_code(),
+  for (int i = 0; i < kLimits.per_host; ++i) {
+    EXPECT_EQ(watches[i]->Next(), HealthCheckResponse::NOT_SERVING);
+  }
+  EXPECT_EQ(watches.back()->Ended(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Another host still gets one, up to the total.
+  auto other_host = StartWatch("", unix_.get());
+  EXPECT_EQ(other_host->Next(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(StartWatch("", unix_.get())->Ended(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
 
   watches.front()->context.TryCancel();
-  EXPECT_EQ(watches.front()->Next(), -1);
-  EXPECT_EQ(watches.front()->reader->Finish().error_code(),
-            grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(watches.front()->Ended(), grpc::StatusCode::CANCELLED);
   // The server forgets it when its call is done, which may come just after
   // the client sees the cancellation.
   const auto give_up =
@@ -163,8 +197,8 @@ TEST_F(HealthServiceTest, WatchersAreBoundedAndACancelledOneMakesRoom) {
   int status = -1;
   while (status != HealthCheckResponse::NOT_SERVING &&
          std::chrono::steady_clock::now() < give_up) {
-    auto again = StartWatch("");
-    status = again->Next();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    status = StartWatch("")->Next();
   }
   EXPECT_EQ(status, HealthCheckResponse::NOT_SERVING);
 }
