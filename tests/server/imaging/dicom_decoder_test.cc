@@ -288,6 +288,33 @@ TEST(DicomDecoderTest, RefusesJpegFramesWithoutAMatchingFrameHeader) {
       absl::IsInvalidArgument(DecodeDicom(found, {}, DicomInput()).status()));
 }
 
+// A JPEG-LS frame header (ITU T.87 SOF55) declaring another size than the
+// DICOM header is refused before any pixel is decoded: DCMTK 3.6.7 compares
+// them (DJLSDecoderBase, EC_JLSImageDataMismatch), so no check of ours
+// duplicates it; this holds DCMTK to it.
+TEST(DicomDecoderTest, RefusesJpegLsFramesOfAnotherSize) {
+  DicomSpec spec = CtSlice();
+  spec.encoding = DicomEncoding::kJpegLsLossless;
+  const std::string good = MakeDicom(spec);
+  ASSERT_TRUE(DecodeDicom(good, {}, DicomInput()).ok());
+  const size_t sof = good.find("\xff\xf7");
+  ASSERT_NE(sof, std::string::npos);
+  // The frame header's own lines and columns, as the DICOM header says.
+  const auto declared = [&](int at) {
+    return static_cast<uint8_t>(good[sof + at]) << 8 |
+           static_cast<uint8_t>(good[sof + at + 1]);
+  };
+  ASSERT_EQ(declared(5), spec.rows);
+  ASSERT_EQ(declared(7), spec.columns);
+  for (const int field : {5, 7}) {  // lines, then columns: big-endian 16 bits
+    std::string huge = good;
+    huge[sof + field] = '\xff';
+    huge[sof + field + 1] = '\xff';
+    const absl::Status status = DecodeDicom(huge, {}, DicomInput()).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << field << " " << status;
+  }
+}
+
 TEST(DicomDecoderTest, NoHeaderValueReachesAStatusMessage) {
   DicomSpec colour;
   colour.bits_allocated = 8;
