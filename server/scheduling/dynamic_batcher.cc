@@ -226,9 +226,15 @@ size_t DynamicBatcher::CountCompatible(const SegmentJob& head) const {
 }
 
 std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch(
-    bool first_choice) {
+    bool first_choice, bool* exclusive) {
   std::vector<std::unique_ptr<SegmentJob>> batch, dead;
   std::unique_lock<std::mutex> lock(mutex_);
+  if (first_choice && exclusive_running_) {
+    // Back for the next batch: the exclusive one has run. The others may
+    // take jobs again, once this worker waits too (a lone job stays its).
+    exclusive_running_ = false;
+    changed_.notify_all();
+  }
   const uint64_t ticket = next_ticket_++;
   waiting_workers_.insert(ticket);
   if (first_choice) waiting_first_choice_.insert(ticket);
@@ -251,7 +257,10 @@ std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch(
       const uint64_t lone_job_taker = waiting_first_choice_.empty()
                                           ? *waiting_workers_.rbegin()
                                           : *waiting_first_choice_.rbegin();
-      return closed_ || queued > 1 || (queued == 1 && ticket == lone_job_taker);
+      const bool may_take = first_choice || !exclusive_running_;
+      return closed_ ||
+             (may_take &&
+              (queued > 1 || (queued == 1 && ticket == lone_job_taker)));
     });
     const absl::Time now = absl::Now();
     RemoveDeadJobs(urgent_, now, dead);
@@ -300,6 +309,13 @@ std::vector<std::unique_ptr<SegmentJob>> DynamicBatcher::NextBatch(
         it = lane->begin() + at;
       }
     }
+    // Every worker waits (this one's ticket included) and nothing is left.
+    const bool lone =
+        options_.exclusive_lone_batches && first_choice && urgent_.empty() &&
+        routine_.empty() &&
+        waiting_workers_.size() >= static_cast<size_t>(options_.workers);
+    if (lone) exclusive_running_ = true;
+    if (exclusive != nullptr) *exclusive = lone;
     return batch;
   }
 }

@@ -55,6 +55,15 @@ struct BatcherOptions {
   // 1.4 ms of the default 2 ms delay), so waiting for one that has not
   // arrived mostly adds the delay to a lone request's latency.
   bool wait_only_for_expected = false;
+  // Workers calling NextBatch; with exclusive_lone_batches.
+  int workers = 1;
+  // A lone batch (taken by the first-choice worker while every other worker
+  // waits and nothing else is queued) is exclusive: no other worker gets a
+  // batch until the first-choice worker comes back for its next one. For
+  // CPUs, where a lone batch runs on every CPU: a second pass started beside
+  // it would hold more threads than CPUs (libgomp then sleeps at every
+  // barrier), and both requests would finish later than one after the other.
+  bool exclusive_lone_batches = false;
 };
 
 inline constexpr absl::Duration kReapInterval = absl::Milliseconds(50);
@@ -79,8 +88,10 @@ class DynamicBatcher {
   // `first_choice` worker takes it, else the one that began waiting last: it
   // ran a pass a moment ago, so its threads and caches are warm (on CPUs,
   // handing alternate requests to alternate workers cost 13 ms of a 56 ms
-  // pass, docs/performance.md).
-  std::vector<std::unique_ptr<SegmentJob>> NextBatch(bool first_choice = false);
+  // pass, docs/performance.md). `exclusive`, when given, says whether the
+  // batch is an exclusive lone batch (BatcherOptions).
+  std::vector<std::unique_ptr<SegmentJob>> NextBatch(bool first_choice = false,
+                                                     bool* exclusive = nullptr);
 
   // A job is being prepared and may be queued soon; EndExpectation once it
   // is queued (just before Enqueue) or will not be.
@@ -132,6 +143,9 @@ class DynamicBatcher {
   // Tickets of the workers waiting in NextBatch, in the order they came.
   std::set<uint64_t> waiting_workers_;
   std::set<uint64_t> waiting_first_choice_;  // of those, first_choice
+  // An exclusive lone batch is running: only a first-choice worker, which
+  // clears this when it comes back, gets a batch.
+  bool exclusive_running_ = false;
   uint64_t next_ticket_ = 0;
   std::thread reaper_;  // last: starts once the rest is built
 };

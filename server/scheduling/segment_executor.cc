@@ -201,13 +201,23 @@ void RunBatch(std::vector<std::unique_ptr<SegmentJob>> jobs, int slot,
   }
 }
 
+// The batcher's options, told how many workers call it and, where the
+// workers share CPUs, that a lone batch runs on all of them alone.
+BatcherOptions WithWorkers(const ExecutorOptions& options) {
+  BatcherOptions batcher = options.batcher;
+  batcher.workers = std::max(1, options.slots);
+  batcher.exclusive_lone_batches =
+      options.set_threads && options.shared_cpus > 0 && options.slots > 1;
+  return batcher;
+}
+
 }  // namespace
 
 SegmentExecutor::SegmentExecutor(const ExecutorOptions& options)
     : slots_(std::max(1, options.slots)),
       shared_cpus_(options.set_threads ? options.shared_cpus : 0),
       set_threads_(options.set_threads),
-      batcher_(options.batcher) {
+      batcher_(WithWorkers(options)) {
   if (options.finish_threads > 0) {
     WorkPoolOptions finishing;
     finishing.threads = options.finish_threads;
@@ -238,22 +248,21 @@ void SegmentExecutor::WorkerLoop(int slot) {
     // libgomp sleeps at every barrier instead of spinning once the process
     // holds more OpenMP threads than CPUs, idle teams included, and a
     // second worker that once widened would keep its idle team (a pass
-    // 5-13 % slower on two CPUs, docs/performance.md).
+    // 5-13 % slower on two CPUs, docs/performance.md). While it runs wide
+    // the batcher gives the others nothing (exclusive_lone_batches).
+    bool lone = false;
     std::vector<std::unique_ptr<SegmentJob>> batch =
-        batcher_.NextBatch(/*first_choice=*/slot == 0);
+        batcher_.NextBatch(/*first_choice=*/slot == 0, &lone);
     if (batch.empty()) return;  // closed and drained
-    const int busy = ++busy_workers_;
     if (shared_cpus_ > 0) {
-      const int plan_share = std::max(1, shared_cpus_ / slots_);
       const int share =
-          slot == 0 ? std::max(plan_share, shared_cpus_ / busy) : plan_share;
+          lone ? shared_cpus_ : std::max(1, shared_cpus_ / slots_);
       // Changing LibTorch's thread count rebuilds a thread pool: only when
       // the share moves.
       if (share != threads) set_threads_(threads = share);
     }
     RunBatch(std::move(batch), slot, finisher_.get(),
              [this] { return batcher_.queue_depth() > 0; });
-    --busy_workers_;
   }
 }
 

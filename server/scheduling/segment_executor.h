@@ -5,7 +5,6 @@
 // per execution slot (a model instance on a device) runs them and completes
 // each job.
 
-#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -28,12 +27,11 @@ struct ExecutorOptions {
   // 0: the worker does it. A worker that finds them busy, or no job waiting
   // for it, does it itself.
   int finish_threads = 0;
-  // CPUs the workers share (0: their threads are left alone). Before each
-  // batch worker 0, which takes any lone job, takes these CPUs divided among
-  // the workers busy at that moment, itself included: alone it runs a
-  // request on every CPU (the lowest latency), and under load on its own
-  // share (independent passes, the highest throughput). The other workers
-  // always run on their share, these CPUs divided among all workers.
+  // CPUs the workers share (0: their threads are left alone). A lone job
+  // (every worker idle, nothing else queued) runs on worker 0 on every CPU,
+  // the lowest latency, and no other worker starts a batch until it is
+  // done; otherwise each worker runs on its share, these CPUs divided among
+  // all workers (independent passes, the highest throughput).
   int shared_cpus = 0;
   // Sets the calling thread's intra-op threads; with shared_cpus.
   std::function<void(int threads)> set_threads;
@@ -70,7 +68,6 @@ class SegmentExecutor {
   const int slots_;
   const int shared_cpus_;
   const std::function<void(int)> set_threads_;
-  std::atomic<int> busy_workers_{0};
   DynamicBatcher batcher_;
   std::unique_ptr<WorkPool> finisher_;  // null: finish on the worker
   std::vector<std::thread> workers_;

@@ -205,6 +205,45 @@ TEST_F(DynamicBatcherTest, ALoneJobGoesToTheFirstChoiceWorker) {
   EXPECT_TRUE(newest.get().empty());
 }
 
+// With exclusive lone batches, a lone job taken by the first-choice worker
+// while the other waits keeps the other idle until the first-choice worker
+// comes back, which then takes the next lone job itself.
+TEST_F(DynamicBatcherTest, ALoneBatchIsExclusiveUntilItsWorkerComesBack) {
+  BatcherOptions options = Options(1, absl::ZeroDuration());
+  options.workers = 2;
+  options.exclusive_lone_batches = true;
+  DynamicBatcher batcher(options);
+  auto other =
+      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (batcher.waiting_workers() < 1 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  bool exclusive = false;
+  EXPECT_EQ(Ids(batcher.NextBatch(/*first_choice=*/true, &exclusive)),
+            std::vector<int>{1});
+  EXPECT_TRUE(exclusive);
+
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(other.wait_for(std::chrono::milliseconds(200)),
+            std::future_status::timeout);
+  EXPECT_EQ(Ids(batcher.NextBatch(/*first_choice=*/true, &exclusive)),
+            std::vector<int>{2});
+  EXPECT_TRUE(exclusive);
+
+  // Two jobs queued at once: neither batch is exclusive, both workers run.
+  ASSERT_TRUE(batcher.Enqueue(Job(3)).ok());
+  ASSERT_TRUE(batcher.Enqueue(Job(4)).ok());
+  const std::vector<int> mine =
+      Ids(batcher.NextBatch(/*first_choice=*/true, &exclusive));
+  EXPECT_FALSE(exclusive);
+  ASSERT_EQ(other.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  const std::vector<int> theirs = Ids(other.get());
+  ASSERT_EQ(mine.size() + theirs.size(), 2u);
+  EXPECT_NE(mine, theirs);
+}
+
 BatcherOptions WaitingOnlyForExpected(size_t max_batch, absl::Duration delay) {
   BatcherOptions options = Options(max_batch, delay);
   options.wait_only_for_expected = true;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -54,6 +55,15 @@ class SegmentExecutorTest : public ::testing::Test {
     expected /= 255;
     return std::string(reinterpret_cast<const char*>(expected.data),
                        expected.total());
+  }
+
+  // Waits (up to 10 s) until `count` workers wait for a job: they have
+  // started, or come back from their last one.
+  static void AwaitWaitingWorkers(SegmentExecutor& executor, size_t count) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (executor.waiting_workers() < count && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
   }
 
   void HoldFirstForward(std::promise<void>& entered,
@@ -125,10 +135,7 @@ TEST_F(SegmentExecutorTest, ALoneCallerKeepsOneWarmWorker) {
     // started (a call that finds only worker 1 waiting is its to take);
     // after, that the last one went back to waiting (under a loaded
     // machine that took more than the 5 ms once slept here).
-    const absl::Time give_up = absl::Now() + absl::Seconds(10);
-    while (executor.waiting_workers() < 2 && absl::Now() < give_up) {
-      absl::SleepFor(absl::Milliseconds(1));
-    }
+    AwaitWaitingWorkers(executor, 2);
     Call call;
     ASSERT_TRUE(executor.Submit(Job(call)).ok());
     ASSERT_TRUE(call.outcome.get_future().get().ok());
@@ -138,17 +145,28 @@ TEST_F(SegmentExecutorTest, ALoneCallerKeepsOneWarmWorker) {
 }
 
 // A lone worker runs on every shared CPU; two busy ones split them.
-TEST_F(SegmentExecutorTest, BusyWorkersShareTheCpus) {
-  std::mutex mutex;
-  std::vector<int> shares;
+// Executor options of two workers sharing 4 CPUs, recording the thread
+// counts the workers set.
+ExecutorOptions SharedCpus(std::mutex& mutex, std::vector<int>& shares) {
   ExecutorOptions options;
+  options.batcher.max_batch_size = 1;
   options.slots = 2;
   options.shared_cpus = 4;
   options.set_threads = [&](int threads) {
     std::lock_guard<std::mutex> lock(mutex);
     shares.push_back(threads);
   };
-  SegmentExecutor executor(options);
+  return options;
+}
+
+// A lone job runs on every CPU, and alone: a job that comes meanwhile waits
+// for it rather than run beside it with more threads than CPUs (both
+// finished later that way), then runs on every CPU in turn.
+TEST_F(SegmentExecutorTest, ALoneJobRunsOnEveryCpuAndAloneUntilDone) {
+  std::mutex mutex;
+  std::vector<int> shares;
+  SegmentExecutor executor(SharedCpus(mutex, shares));
+  AwaitWaitingWorkers(executor, 2);
   Call alone;
   ASSERT_TRUE(executor.Submit(Job(alone)).ok());
   ASSERT_TRUE(alone.outcome.get_future().get().ok());
@@ -157,21 +175,61 @@ TEST_F(SegmentExecutorTest, BusyWorkersShareTheCpus) {
     EXPECT_EQ(shares, std::vector<int>{4});
     shares.clear();
   }
-  // Hold one worker in its pass; the other takes the next job beside it.
   std::promise<void> entered, release;
   HoldFirstForward(entered, release);
-  Call held, beside;
+  Call held, next;
+  AwaitWaitingWorkers(executor, 2);
   ASSERT_TRUE(executor.Submit(Job(held)).ok());
   entered.get_future().wait();
-  ASSERT_TRUE(executor.Submit(Job(beside)).ok());
-  ASSERT_TRUE(beside.outcome.get_future().get().ok());
+  ASSERT_TRUE(executor.Submit(Job(next)).ok());
+  std::future<absl::Status> next_outcome = next.outcome.get_future();
+  EXPECT_EQ(next_outcome.wait_for(std::chrono::milliseconds(300)),
+            std::future_status::timeout);
   release.set_value();
   ASSERT_TRUE(held.outcome.get_future().get().ok());
+  ASSERT_TRUE(next_outcome.get().ok());
   std::lock_guard<std::mutex> lock(mutex);
-  // Worker 0 held the first job on all 4 (already set); worker 1 ran beside
-  // it on its half, as it always does: only worker 0 widens, so that no
-  // idle worker keeps a team of threads.
-  EXPECT_EQ(shares, std::vector<int>{2});
+  EXPECT_TRUE(shares.empty()) << "worker 0 ran it on its 4 threads";
+}
+
+// Jobs that find others queued run side by side, each worker on its half.
+TEST_F(SegmentExecutorTest, QueuedJobsRunSideBySideOnTheirShares) {
+  std::mutex mutex;
+  std::vector<int> shares;
+  SegmentExecutor executor(SharedCpus(mutex, shares));
+  // The first pass is held until two more are queued; those two then wait
+  // for each other, so they meet only if they run at the same time.
+  std::mutex passes_mutex;
+  std::condition_variable passes_changed;
+  int passes = 0;
+  bool released = false, met = false;
+  std::promise<void> first_entered;
+  engine_->before_forward = [&] {
+    std::unique_lock<std::mutex> lock(passes_mutex);
+    if (++passes == 1) {
+      first_entered.set_value();
+      passes_changed.wait(lock, [&] { return released; });
+      return;
+    }
+    passes_changed.notify_all();
+    met = passes_changed.wait_for(lock, std::chrono::seconds(30),
+                                  [&] { return passes >= 3; });
+  };
+  Call held, calls[2];
+  AwaitWaitingWorkers(executor, 2);
+  ASSERT_TRUE(executor.Submit(Job(held)).ok());
+  first_entered.get_future().wait();
+  for (Call& call : calls) ASSERT_TRUE(executor.Submit(Job(call)).ok());
+  {
+    std::lock_guard<std::mutex> lock(passes_mutex);
+    released = true;
+  }
+  passes_changed.notify_all();
+  for (Call& call : calls) ASSERT_TRUE(call.outcome.get_future().get().ok());
+  ASSERT_TRUE(held.outcome.get_future().get().ok());
+  EXPECT_TRUE(met);
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(shares, (std::vector<int>{4, 2, 2}));
 }
 
 // A worker finishes a job itself when no other job waits for it (a lone
