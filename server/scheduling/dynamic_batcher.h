@@ -59,7 +59,8 @@ struct BatcherOptions {
   int workers = 1;
   // A lone batch (taken by the first-choice worker while every other worker
   // waits and nothing else is queued) is exclusive: no other worker gets a
-  // batch until the first-choice worker comes back for its next one. For
+  // batch until the first-choice worker comes back for its next one, or the
+  // batcher is closed. Needs a single first-choice worker. For
   // CPUs, where a lone batch runs on every CPU: a second pass started beside
   // it would hold more threads than CPUs (libgomp then sleeps at every
   // barrier), and both requests would finish later than one after the other.

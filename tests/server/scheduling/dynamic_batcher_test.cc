@@ -1,9 +1,11 @@
 #include "server/scheduling/dynamic_batcher.h"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
@@ -213,21 +215,35 @@ TEST_F(DynamicBatcherTest, ALoneBatchIsExclusiveUntilItsWorkerComesBack) {
   options.workers = 2;
   options.exclusive_lone_batches = true;
   DynamicBatcher batcher(options);
-  auto other =
-      std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  struct Taken {
+    std::vector<std::unique_ptr<SegmentJob>> batch;
+    bool exclusive = false;
+  };
+  std::future<std::vector<std::unique_ptr<SegmentJob>>> other;
+  std::future<Taken> first;
+  // Before the futures wait for their calls: a failed check must not hang.
+  absl::Cleanup close = [&] { batcher.Close(); };
+  other = std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  first = std::async(std::launch::async, [&] {
+    Taken taken;
+    taken.batch = batcher.NextBatch(/*first_choice=*/true, &taken.exclusive);
+    return taken;
+  });
+  // Both wait before the job comes: it is then the first-choice worker's.
   const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (batcher.waiting_workers() < 1 && absl::Now() < give_up) {
+  while (batcher.waiting_workers() < 2 && absl::Now() < give_up) {
     absl::SleepFor(absl::Milliseconds(1));
   }
   ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
-  bool exclusive = false;
-  EXPECT_EQ(Ids(batcher.NextBatch(/*first_choice=*/true, &exclusive)),
-            std::vector<int>{1});
-  EXPECT_TRUE(exclusive);
+  ASSERT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  const Taken lone = first.get();
+  EXPECT_EQ(Ids(lone.batch), std::vector<int>{1});
+  EXPECT_TRUE(lone.exclusive);
 
   ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
   EXPECT_EQ(other.wait_for(std::chrono::milliseconds(200)),
             std::future_status::timeout);
+  bool exclusive = false;
   EXPECT_EQ(Ids(batcher.NextBatch(/*first_choice=*/true, &exclusive)),
             std::vector<int>{2});
   EXPECT_TRUE(exclusive);
@@ -235,13 +251,39 @@ TEST_F(DynamicBatcherTest, ALoneBatchIsExclusiveUntilItsWorkerComesBack) {
   // Two jobs queued at once: neither batch is exclusive, both workers run.
   ASSERT_TRUE(batcher.Enqueue(Job(3)).ok());
   ASSERT_TRUE(batcher.Enqueue(Job(4)).ok());
-  const std::vector<int> mine =
+  std::vector<int> taken =
       Ids(batcher.NextBatch(/*first_choice=*/true, &exclusive));
   EXPECT_FALSE(exclusive);
   ASSERT_EQ(other.wait_for(std::chrono::seconds(5)), std::future_status::ready);
-  const std::vector<int> theirs = Ids(other.get());
-  ASSERT_EQ(mine.size() + theirs.size(), 2u);
-  EXPECT_NE(mine, theirs);
+  for (int id : Ids(other.get())) taken.push_back(id);
+  std::sort(taken.begin(), taken.end());
+  EXPECT_EQ(taken, (std::vector<int>{3, 4}));
+}
+
+// Closing lets every worker drain the queue, an exclusive batch running.
+TEST_F(DynamicBatcherTest, CloseLetsEveryWorkerDrainDuringALoneBatch) {
+  BatcherOptions options = Options(1, absl::ZeroDuration());
+  options.workers = 2;
+  options.exclusive_lone_batches = true;
+  DynamicBatcher batcher(options);
+  std::future<std::vector<std::unique_ptr<SegmentJob>>> other, first;
+  absl::Cleanup close = [&] { batcher.Close(); };
+  other = std::async(std::launch::async, [&] { return batcher.NextBatch(); });
+  first = std::async(std::launch::async,
+                     [&] { return batcher.NextBatch(/*first_choice=*/true); });
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (batcher.waiting_workers() < 2 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
+  ASSERT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(first.get()), std::vector<int>{1});
+  ASSERT_TRUE(batcher.Enqueue(Job(2)).ok());
+  EXPECT_EQ(other.wait_for(std::chrono::milliseconds(100)),
+            std::future_status::timeout);
+  batcher.Close();
+  ASSERT_EQ(other.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(Ids(other.get()), std::vector<int>{2});
 }
 
 BatcherOptions WaitingOnlyForExpected(size_t max_batch, absl::Duration delay) {

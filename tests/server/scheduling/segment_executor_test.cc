@@ -144,7 +144,6 @@ TEST_F(SegmentExecutorTest, ALoneCallerKeepsOneWarmWorker) {
   EXPECT_EQ(second_engine.calls, 0);
 }
 
-// A lone worker runs on every shared CPU; two busy ones split them.
 // Executor options of two workers sharing 4 CPUs, recording the thread
 // counts the workers set.
 ExecutorOptions SharedCpus(std::mutex& mutex, std::vector<int>& shares) {
