@@ -116,23 +116,25 @@ HealthService::Status HealthService::StatusOf(bool known) const {
                   : HealthCheckResponse::NOT_SERVING;
 }
 
+void HealthService::TellWatchers() {
+  for (const auto& [watcher, watched] : watchers_) {
+    watcher->Send(StatusOf(watched.known));
+  }
+}
+
 void HealthService::SetServing(bool serving) {
   absl::MutexLock lock(&mutex_);
   if (shut_down_) return;
   serving_ = serving;
-  for (const auto& [watcher, watched] : watchers_) {
-    watcher->Send(StatusOf(watched.known));
-  }
+  TellWatchers();
 }
 
 void HealthService::Shutdown() {
   absl::MutexLock lock(&mutex_);
   shut_down_ = true;
   serving_ = false;
-  for (const auto& [watcher, watched] : watchers_) {
-    watcher->Send(StatusOf(watched.known));
-    watcher->End(ShuttingDown());
-  }
+  TellWatchers();
+  for (const auto& entry : watchers_) entry.first->End(ShuttingDown());
 }
 
 void HealthService::Forget(Watcher* watcher) {
@@ -172,7 +174,9 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
   }
   const std::string host = PeerHost(context->peer());
   absl::MutexLock lock(&mutex_);
-  int& from_host = watchers_per_host_[host];
+  const auto counted = watchers_per_host_.find(host);
+  const int from_host =
+      counted == watchers_per_host_.end() ? 0 : counted->second;
   if (shut_down_) {
     watcher->End(ShuttingDown());
   } else if (watchers_.size() >= static_cast<size_t>(limits_.total) ||
@@ -183,11 +187,10 @@ grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(
     // An unknown service is watched too: SERVICE_UNKNOWN, as the standard
     // says, in case it appears later (here it never does).
     const bool known = Known(request->service());
-    ++from_host;
+    ++watchers_per_host_[host];
     watchers_.emplace(watcher, Watched{known, host});
     watcher->Send(StatusOf(known));
   }
-  if (from_host == 0) watchers_per_host_.erase(host);
   return watcher;
 }
 

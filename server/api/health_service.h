@@ -60,6 +60,8 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
 
   bool Known(const std::string& service) const;
   Status StatusOf(bool known) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Sends every watcher its service's status now.
+  void TellWatchers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Called by a watcher when its call is done, before it deletes itself.
   void Forget(Watcher* watcher) ABSL_LOCKS_EXCLUDED(mutex_);
 

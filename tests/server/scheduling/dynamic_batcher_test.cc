@@ -56,6 +56,14 @@ class DynamicBatcherTest : public ::testing::Test {
   std::map<int, absl::StatusCode> outcomes_;
 };
 
+// Waits (up to 10 s) until `count` callers wait in NextBatch.
+void AwaitWaitingWorkers(DynamicBatcher& batcher, size_t count) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (batcher.waiting_workers() < count && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+}
+
 BatcherOptions Options(size_t max_batch, absl::Duration delay,
                        size_t max_queue = 64) {
   BatcherOptions options;
@@ -230,10 +238,7 @@ TEST_F(DynamicBatcherTest, ALoneBatchIsExclusiveUntilItsWorkerComesBack) {
     return taken;
   });
   // Both wait before the job comes: it is then the first-choice worker's.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (batcher.waiting_workers() < 2 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  AwaitWaitingWorkers(batcher, 2);
   ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
   ASSERT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   const Taken lone = first.get();
@@ -271,10 +276,7 @@ TEST_F(DynamicBatcherTest, CloseLetsEveryWorkerDrainDuringALoneBatch) {
   other = std::async(std::launch::async, [&] { return batcher.NextBatch(); });
   first = std::async(std::launch::async,
                      [&] { return batcher.NextBatch(/*first_choice=*/true); });
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (batcher.waiting_workers() < 2 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  AwaitWaitingWorkers(batcher, 2);
   ASSERT_TRUE(batcher.Enqueue(Job(1)).ok());
   ASSERT_EQ(first.wait_for(std::chrono::seconds(5)), std::future_status::ready);
   EXPECT_EQ(Ids(first.get()), std::vector<int>{1});
