@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -228,6 +229,11 @@ absl::Status CheckDicomStructure(absl::string_view bytes,
   // endian; its Transfer Syntax UID says how the dataset after it is read.
   std::string syntax;
   size_t dataset = 132;
+  // Where (0002,0000), the group's length, says the group ends. DCMTK reads
+  // the group by that length, this walk by the group number: a file where
+  // they differ would have its dataset inflated from another byte than the
+  // one walked here, so it is refused.
+  std::optional<size_t> group_end;
   while (dataset + 8 <= bytes.size() &&
          static_cast<uint8_t>(bytes[dataset]) == 0x02 &&
          bytes[dataset + 1] == 0x00) {
@@ -249,6 +255,11 @@ absl::Status CheckDicomStructure(absl::string_view bytes,
           "DICOM meta element (0002,%04x) declares %u bytes; %u are left",
           element, length, bytes.size() - value_at));
     }
+    if (element == 0x0000 && length == 4) {
+      group_end = value_at + 4 +
+                  (uint32_t(p[8]) | uint32_t(p[9]) << 8 |
+                   uint32_t(p[10]) << 16 | uint32_t(p[11]) << 24);
+    }
     if (element == 0x0010) {
       syntax = std::string(bytes.substr(value_at, length));
       while (!syntax.empty() &&
@@ -257,6 +268,10 @@ absl::Status CheckDicomStructure(absl::string_view bytes,
       }
     }
     dataset = value_at + length;
+  }
+  if (group_end.has_value() && *group_end != dataset) {
+    return absl::InvalidArgumentError(
+        "the DICOM meta group's length does not match its elements");
   }
   if (syntax == "1.2.840.10008.1.2.1.99") {
     absl::StatusOr<std::string> inflated =

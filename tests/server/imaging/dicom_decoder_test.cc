@@ -256,6 +256,16 @@ TEST(DicomDecoderTest, RefusesDeclaredLengthsBeyondTheFile) {
     ASSERT_FALSE(found.empty()) << name;
     DecodeDicom(found, {}, DicomInput()).IgnoreError();  // no 2 GB
   }
+  // A deflated file whose meta group runs past its group length: DCMTK
+  // inflated from another byte than the length check walked, and asked for
+  // 2.27 GB. The mismatch is refused.
+  const std::string meta = testing::ReadFileBytes(
+      UNET_SOURCE_DIR
+      "/tests/fuzz/corpus/dicom_decoder/"
+      "regression_oom_deflated_meta_past_group_length.dcm");
+  ASSERT_FALSE(meta.empty());
+  const absl::Status meta_status = DecodeDicom(meta, {}, DicomInput()).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(meta_status)) << meta_status;
 }
 
 // DCMTK's JPEG decoder ran for minutes on a scan without a frame header
